@@ -1,0 +1,22 @@
+/** UTF-8 helpers shared by the core and the SDK. */
+
+const encoder = new TextEncoder();
+
+export function utf8(s: string): Uint8Array {
+  return encoder.encode(s);
+}
+
+/** The UTF-8 byte length of a string, without allocating its encoding. */
+export function utf8Length(s: string): number {
+  let bytes = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 3; // BMP character, or a lone surrogate, which TextEncoder writes as U+FFFD (3 bytes).
+  }
+  return bytes;
+}
