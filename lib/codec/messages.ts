@@ -1,0 +1,183 @@
+/**
+ * The wire: every message a client or peer may send, as one discriminated union on `t`.
+ *
+ * A frame is a CBOR array of messages (everything queued for one connection in one turn
+ * of the event loop). Each decoded message is checked against a strict schema before it
+ * reaches the core: unknown types, unknown fields, wrong types and out-of-range numbers are
+ * refused, so the core only ever sees well-formed, plain data. User values and causal
+ * contexts travel as opaque byte strings: the node never decodes a user value.
+ *
+ * Protocol versions are negotiated at the handshake: each side sends the range it speaks
+ * and the highest common version wins (memberlist's protocol range).
+ */
+
+import { z } from 'zod';
+import { ERROR_CODES } from '../base/errors.js';
+import { FRAME_MESSAGES_MAX, REQUEST_TIMEOUT_MS_MAX } from '../base/limits.js';
+
+/** The protocol versions this build speaks. */
+export const PROTOCOL_VERSION_MIN = 1;
+export const PROTOCOL_VERSION_MAX = 1;
+
+/** Bytes of a handshake nonce; 16 random bytes make a replayed proof useless. */
+export const NONCE_BYTES = 16;
+
+/** A byte string; cbor-x hands them over as Buffers, which are Uint8Arrays. */
+const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: 'expected a byte string' });
+const requestId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const version = z.number().int().min(0).max(0xffff);
+/** Names are bounded here only so a hostile frame cannot make us hold huge strings; data limits apply in the core. */
+const name = z.string().max(256);
+/** Bucket and key lengths are checked in the core against the configured limits; the wire bound only caps memory. */
+const bucketField = z.string().max(64 * 1024);
+const keyField = z.string().max(64 * 1024);
+
+/** A consistency level: a named level or a number of replicas. */
+export const levelSchema = z.union([z.literal('one'), z.literal('quorum'), z.literal('all'), z.number().int().min(0).max(255)]);
+export type Level = z.infer<typeof levelSchema>;
+
+const timeoutMs = z.number().int().min(1).max(REQUEST_TIMEOUT_MS_MAX);
+
+// ---- handshake (both roles) ----
+
+export const helloSchema = z.strictObject({
+  t: z.literal('hello'),
+  role: z.union([z.literal('client'), z.literal('peer')]),
+  vmin: version,
+  vmax: version,
+  cluster: name,
+  /** The connecting peer's node id; absent for clients. */
+  node: name.optional(),
+  nonce: bytes,
+});
+
+export const welcomeSchema = z.strictObject({
+  t: z.literal('welcome'),
+  v: version,
+  cluster: name,
+  node: name,
+  nonce: bytes,
+  /** HMAC proving the server knows the secret, over the connector's nonce; absent when none is configured. */
+  proof: bytes.optional(),
+  /** Whether the connector must answer with `auth` before anything else. */
+  auth: z.boolean(),
+  /** The largest frame the acceptor takes from this connector; bigger ones close the connection. */
+  frameBytesMax: z.number().int().min(1024),
+  /** The data limits clients must respect, so an SDK can refuse an oversized value before sending it. */
+  limits: z
+    .strictObject({ bucketBytesMax: z.number().int().min(1), keyBytesMax: z.number().int().min(1), valueBytesMax: z.number().int().min(1) })
+    .optional(),
+});
+
+export const authSchema = z.strictObject({ t: z.literal('auth'), proof: bytes });
+export const readySchema = z.strictObject({ t: z.literal('ready') });
+
+// ---- client requests ----
+
+export const putRequestSchema = z.strictObject({
+  t: z.literal('put'),
+  id: requestId,
+  b: bucketField,
+  k: keyField,
+  v: bytes,
+  ctx: bytes.optional(),
+  w: levelSchema.optional(),
+  pw: levelSchema.optional(),
+  timeout: timeoutMs.optional(),
+});
+
+export const getRequestSchema = z.strictObject({
+  t: z.literal('get'),
+  id: requestId,
+  b: bucketField,
+  k: keyField,
+  r: levelSchema.optional(),
+  pr: levelSchema.optional(),
+  timeout: timeoutMs.optional(),
+});
+
+export const deleteRequestSchema = z.strictObject({
+  t: z.literal('del'),
+  id: requestId,
+  b: bucketField,
+  k: keyField,
+  ctx: bytes.optional(),
+  w: levelSchema.optional(),
+  pw: levelSchema.optional(),
+  timeout: timeoutMs.optional(),
+});
+
+// ---- replies ----
+
+/**
+ * `ctx` is present only when the write left a single sibling: then it covers exactly what
+ * the writer knows. With concurrent siblings a context would also cover values the writer
+ * never saw, and a put with it would silently discard them; the writer must read first.
+ */
+export const putReplySchema = z.strictObject({
+  t: z.literal('put-ok'),
+  id: requestId,
+  ctx: bytes.optional(),
+  siblings: z.number().int().min(0),
+});
+export const getReplySchema = z.strictObject({
+  t: z.literal('get-ok'),
+  id: requestId,
+  found: z.boolean(),
+  values: z.array(bytes),
+  ctx: bytes,
+});
+export const deleteReplySchema = z.strictObject({ t: z.literal('del-ok'), id: requestId });
+export const errorReplySchema = z.strictObject({
+  t: z.literal('err'),
+  id: requestId,
+  code: z.enum(ERROR_CODES),
+  msg: z.string().max(4096),
+  details: z.record(z.string().max(64), z.union([z.string().max(1024), z.number(), z.boolean()])),
+});
+
+export type Hello = z.infer<typeof helloSchema>;
+export type Welcome = z.infer<typeof welcomeSchema>;
+export type Auth = z.infer<typeof authSchema>;
+export type Ready = z.infer<typeof readySchema>;
+export type PutRequest = z.infer<typeof putRequestSchema>;
+export type GetRequest = z.infer<typeof getRequestSchema>;
+export type DeleteRequest = z.infer<typeof deleteRequestSchema>;
+export type PutReply = z.infer<typeof putReplySchema>;
+export type GetReply = z.infer<typeof getReplySchema>;
+export type DeleteReply = z.infer<typeof deleteReplySchema>;
+export type ErrorReply = z.infer<typeof errorReplySchema>;
+
+export type HandshakeMessage = Hello | Welcome | Auth | Ready;
+export type ClientRequest = PutRequest | GetRequest | DeleteRequest;
+export type ClientReply = PutReply | GetReply | DeleteReply | ErrorReply;
+
+export const handshakeMessageSchema = z.discriminatedUnion('t', [helloSchema, welcomeSchema, authSchema, readySchema]);
+export const clientRequestSchema = z.discriminatedUnion('t', [putRequestSchema, getRequestSchema, deleteRequestSchema]);
+export const clientReplySchema = z.discriminatedUnion('t', [putReplySchema, getReplySchema, deleteReplySchema, errorReplySchema]);
+
+export type ParseResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
+
+/** Validates one decoded message; never throws. */
+export function parseMessage<T>(schema: z.ZodType<T>, value: unknown): ParseResult<T> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  const issue = parsed.error.issues[0];
+  const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+  const type = typeof value === 'object' && value !== null && 't' in value ? String((value as { t: unknown }).t).slice(0, 32) : '?';
+  return { ok: false, reason: `invalid ${type} message${where}: ${issue?.message ?? 'rejected'}` };
+}
+
+/** Validates a decoded frame: an array of 1..FRAME_MESSAGES_MAX messages of one schema. */
+export function parseFrame<T>(schema: z.ZodType<T>, value: unknown): ParseResult<T[]> {
+  if (!Array.isArray(value)) return { ok: false, reason: 'a frame must be an array of messages' };
+  if (value.length === 0) return { ok: false, reason: 'empty frame' };
+  if (value.length > FRAME_MESSAGES_MAX) return { ok: false, reason: `frame holds ${value.length} messages, over ${FRAME_MESSAGES_MAX}` };
+  const out: T[] = [];
+  for (const item of value) {
+    const parsed = parseMessage(schema, item);
+    if (!parsed.ok) return parsed;
+    out.push(parsed.value);
+  }
+  return { ok: true, value: out };
+}
