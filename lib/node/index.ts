@@ -1,0 +1,4 @@
+export * from './core.js';
+export * from './io.js';
+export * from './placement.js';
+export * from './ports.js';

@@ -1,0 +1,3 @@
+export * from './levels.js';
+export * from './tally.js';
+export * from './replica.js';
