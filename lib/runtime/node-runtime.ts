@@ -1,0 +1,361 @@
+/**
+ * The production driver of one node: it feeds the deterministic core from real timers,
+ * WebSocket connections and LMDB, and carries out what the core asks for.
+ *
+ * - Ticks: a timer steps the core once per `tickMs`, catching up on ticks missed while the
+ *   event loop was busy (bounded, so a long stall does not replay thousands at once).
+ * - Storage: every `store-write` the core emits during one event-loop turn goes to the store
+ *   as one batch (one commit, one fsync), and each batch reports back as `store-durable` or
+ *   `store-failed`. A reply that depends on a write is therefore sent only once it is on disk.
+ * - Connections: each accepted client connection gets a number; its requests become core
+ *   inputs, and replies go back through the connection's per-turn batching.
+ */
+
+import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import pino, { type Logger } from 'pino';
+import { z } from 'zod';
+import { FRAME_OVERHEAD_BYTES, type DataLimits } from '../base/limits.js';
+import { clientRequestSchema, type ClientReply, type ClientRequest } from '../codec/messages.js';
+import type { ChorusConfig } from '../config/index.js';
+import { createHttpServer } from '../http/server.js';
+import { NodeCore } from '../node/core.js';
+import type { NodeInput, NodeOutput } from '../node/io.js';
+import { singleNodePlacement } from '../node/placement.js';
+import type { StoreWrite } from '../node/ports.js';
+import { openStore, type Store } from '../storage/index.js';
+import { attachAcceptor } from '../transport/accept.js';
+import type { Connection } from '../transport/connection.js';
+import { loadIdentity, type Identity } from './identity.js';
+import { NodeMetrics, type Operation } from './metrics.js';
+
+/**
+ * Client requests stepped per turn of the event loop. 128 requests take well under a
+ * millisecond, so a turn stays short, while replies still leave in frames large enough to
+ * share their syscalls.
+ */
+const REQUESTS_PER_TURN_MAX = 128;
+
+/**
+ * Client requests received and not yet stepped. Past this, connections that add more stop
+ * being read until the queue is empty, so a flood waits in the clients' sockets (TCP
+ * backpressure) rather than in the node's memory.
+ */
+const INTAKE_REQUESTS_MAX = 16_384;
+
+/** Ticks replayed at most after a stall; beyond this the core simply sees time jump less. */
+const TICKS_CATCH_UP_MAX = 1000;
+
+export interface RunningNode {
+  readonly nodeId: string;
+  readonly actor: string;
+  /** `host:port` clients and peers connect to (the real port when 0 was configured). */
+  readonly address: string;
+  readonly logger: Logger;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly logger?: Logger;
+}
+
+interface OpenRequest {
+  readonly op: Operation;
+  readonly startedMs: number;
+}
+
+export async function startNode(config: ChorusConfig, options: StartOptions = {}): Promise<RunningNode> {
+  const logger = options.logger ?? pino({ level: config.log.level, base: undefined });
+  const store = await openConfiguredStore(config);
+  let identity: Identity;
+  try {
+    identity = await loadIdentity(store, config.node.id, config.node.dataDir);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const log = logger.child({ node: identity.nodeId });
+  if (identity.fresh) log.info({ actor: identity.actor, dataDir: config.node.dataDir }, 'new storage epoch');
+  const runtime = new NodeRuntime(config, store, identity, log);
+  try {
+    await runtime.listen();
+  } catch (error) {
+    await runtime.stop();
+    throw error;
+  }
+  log.info({ address: runtime.address, engine: store.engine, durability: config.storage.durability }, 'ready');
+  return runtime;
+}
+
+async function openConfiguredStore(config: ChorusConfig): Promise<Store> {
+  if (config.storage.engine === 'memory') return openStore({ engine: 'memory' });
+  mkdirSync(config.node.dataDir, { recursive: true });
+  return openStore({ engine: 'lmdb', path: config.node.dataDir, durability: config.storage.durability, mapSizeBytes: config.storage.mapSizeBytes });
+}
+
+class NodeRuntime implements RunningNode {
+  readonly nodeId: string;
+  readonly actor: string;
+  readonly logger: Logger;
+  private readonly config: ChorusConfig;
+  private readonly store: Store;
+  private readonly core: NodeCore;
+  private readonly metrics: NodeMetrics;
+  private readonly http = createHttpServer({
+    readiness: () => this.readiness(),
+    status: () => this.status(),
+    metrics: async () => ({ contentType: this.metrics.registry.contentType, body: await this.metrics.registry.metrics() }),
+  });
+  private readonly acceptor;
+  /** Open client connections, each with its requests awaiting a reply (by request id). */
+  private readonly clients = new Map<number, { readonly conn: Connection<ClientRequest, ClientReply>; readonly open: Map<number, OpenRequest> }>();
+  private connNext = 1;
+  /** Client requests not yet stepped, oldest first, and the index of the next one. */
+  private intake: { conn: number; request: ClientRequest }[] = [];
+  private intakeNext = 0;
+  private intakeScheduled = false;
+  /** Connections not being read until the intake drains. */
+  private readonly held = new Set<Connection<ClientRequest, ClientReply>>();
+  private writeBatch: { writeId: number; writes: readonly StoreWrite[] }[] = [];
+  private readonly applying = new Set<Promise<void>>();
+  private ticker: NodeJS.Timeout | undefined;
+  private tickOriginMs = 0;
+  private ticksDone = 0;
+  private listening = false;
+  private stopping = false;
+  private storeFailure: string | undefined;
+  private readonly startedMs = Date.now();
+  address = '';
+
+  constructor(config: ChorusConfig, store: Store, identity: Identity, logger: Logger) {
+    this.config = config;
+    this.store = store;
+    this.nodeId = identity.nodeId;
+    this.actor = identity.actor;
+    this.logger = logger;
+    this.metrics = new NodeMetrics({ node: identity.nodeId });
+    const limits: DataLimits = config.limits;
+    this.core = new NodeCore(
+      { store, placement: singleNodePlacement(identity.nodeId) },
+      {
+        nodeId: identity.nodeId,
+        actor: identity.actor,
+        limits,
+        replication: config.replication,
+        requestTimeoutMs: config.replication.requestTimeoutMs,
+        tickMs: config.runtime.tickMs,
+      },
+    );
+    this.acceptor = attachAcceptor(this.http, {
+      cluster: config.cluster.name,
+      nodeId: identity.nodeId,
+      handshakeTimeoutMs: config.transport.handshakeTimeoutMs,
+      pingIntervalMs: config.transport.pingIntervalMs,
+      client: {
+        schema: clientRequestSchema,
+        frameBytesMaxIn: limits.valueBytesMax + limits.keyBytesMax + limits.bucketBytesMax + FRAME_OVERHEAD_BYTES,
+        // Replies carry every sibling of a key, each up to valueBytesMax; frames split between messages.
+        frameBytesMaxOut: config.transport.peerFrameBytesMax,
+        secret: config.cluster.clientSecret,
+        limits: { bucketBytesMax: limits.bucketBytesMax, keyBytesMax: limits.keyBytesMax, valueBytesMax: limits.valueBytesMax },
+      },
+      peer: {
+        // Peer-to-peer messages arrive with membership and replication; until then a peer may only handshake.
+        schema: z.never(),
+        frameBytesMaxIn: config.transport.peerFrameBytesMax,
+        frameBytesMaxOut: config.transport.peerFrameBytesMax,
+        secret: config.cluster.secret,
+      },
+      onClient: (conn, info) => this.onClient(conn, info.remote),
+      onPeer: (conn, info) => {
+        this.logger.info({ peer: info.node, remote: info.remote }, 'peer connected');
+        conn.onClose((reason) => {
+          if (reason.code === 1002) this.metrics.protocolErrors.inc({ role: 'peer' });
+          this.logger.info({ peer: info.node, code: reason.code, reason: reason.reason }, 'peer disconnected');
+        });
+      },
+      onRefused: ({ role, remote, reason }) => {
+        this.metrics.refused.inc({ role });
+        this.logger.warn({ role, remote, reason }, 'connection refused');
+      },
+    });
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.config.node.port, this.config.node.host, () => {
+        this.http.off('error', reject);
+        resolve();
+      });
+    });
+    const bound = this.http.address() as AddressInfo;
+    this.address = `${this.config.node.host}:${bound.port}`;
+    this.tickOriginMs = performance.now();
+    this.ticker = setInterval(() => this.tick(), this.config.runtime.tickMs);
+    this.listening = true;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.ticker) clearInterval(this.ticker);
+    this.acceptor.close();
+    await new Promise<void>((resolve) => {
+      if (!this.listening) return resolve();
+      this.http.close(() => resolve());
+      this.http.closeAllConnections();
+    });
+    // Writes already handed to the store finish before it closes, so nothing acknowledged is cut short.
+    this.flushWrites();
+    await Promise.allSettled([...this.applying]);
+    await this.store.close();
+    this.logger.info('stopped');
+  }
+
+  private readiness(): { ready: true } | { ready: false; reason: string } {
+    if (this.stopping) return { ready: false, reason: 'node is shutting down' };
+    if (!this.listening) return { ready: false, reason: 'node is starting' };
+    if (this.storeFailure !== undefined) return { ready: false, reason: `storage failed: ${this.storeFailure}` };
+    return { ready: true };
+  }
+
+  private status(): unknown {
+    return {
+      node: this.nodeId,
+      actor: this.actor,
+      address: this.address,
+      cluster: this.config.cluster.name,
+      zone: this.config.node.zone,
+      ready: this.readiness().ready,
+      uptimeSeconds: Math.round((Date.now() - this.startedMs) / 1000),
+      storage: { engine: this.store.engine, durability: this.config.storage.durability, keys: this.store.count() },
+      requestsInflight: this.core.inflight,
+      clientConnections: this.clients.size,
+    };
+  }
+
+  private onClient(conn: Connection<ClientRequest, ClientReply>, remote: string): void {
+    const id = this.connNext++;
+    const open = new Map<number, OpenRequest>();
+    this.clients.set(id, { conn, open });
+    this.metrics.clientConnections.set(this.clients.size);
+    conn.onMessages((requests) => {
+      const startedMs = performance.now();
+      for (const request of requests) {
+        open.set(request.id, { op: request.t, startedMs });
+        this.intake.push({ conn: id, request });
+      }
+      if (this.intake.length - this.intakeNext > INTAKE_REQUESTS_MAX && !this.held.has(conn)) {
+        this.held.add(conn);
+        conn.holdInput(true);
+      }
+      this.drainIntake();
+    });
+    conn.onClose((reason) => {
+      this.clients.delete(id);
+      this.metrics.clientConnections.set(this.clients.size);
+      if (reason.code === 1002 || reason.code === 1009 || reason.code === 1003) {
+        this.metrics.protocolErrors.inc({ role: 'client' });
+        this.logger.warn({ remote, code: reason.code, reason: reason.reason }, 'client connection closed for bad input');
+      }
+      this.step({ kind: 'client-closed', conn: id });
+    });
+  }
+
+  /**
+   * Steps queued client requests, at most REQUESTS_PER_TURN_MAX per turn of the event loop.
+   * A frame of thousands of requests then cannot hold the loop (timers, other connections)
+   * for long, and replies leave in chunks as they are ready, so a pipelining client works on
+   * the first replies while the node computes the rest instead of both taking turns idling.
+   */
+  private drainIntake(): void {
+    if (this.intakeScheduled) return;
+    const end = Math.min(this.intake.length, this.intakeNext + REQUESTS_PER_TURN_MAX);
+    for (; this.intakeNext < end; this.intakeNext++) {
+      const item = this.intake[this.intakeNext] as { conn: number; request: ClientRequest };
+      if (this.clients.has(item.conn)) this.step({ kind: 'client-request', conn: item.conn, request: item.request });
+    }
+    if (this.intakeNext < this.intake.length) {
+      this.intakeScheduled = true;
+      setImmediate(() => {
+        this.intakeScheduled = false;
+        this.drainIntake();
+      });
+    } else {
+      this.intake = [];
+      this.intakeNext = 0;
+      for (const conn of this.held) conn.holdInput(false);
+      this.held.clear();
+    }
+  }
+
+  private tick(): void {
+    const due = Math.floor((performance.now() - this.tickOriginMs) / this.config.runtime.tickMs);
+    let behind = due - this.ticksDone;
+    if (behind > TICKS_CATCH_UP_MAX) {
+      this.logger.warn({ ticksBehind: behind }, 'event loop stalled; skipping ticks');
+      this.ticksDone = due - TICKS_CATCH_UP_MAX;
+      behind = TICKS_CATCH_UP_MAX;
+    }
+    for (; behind > 0; behind--) {
+      this.ticksDone++;
+      this.step({ kind: 'tick' });
+    }
+  }
+
+  private step(input: NodeInput): void {
+    const out: NodeOutput[] = [];
+    this.core.step(input, out);
+    for (const output of out) this.execute(output);
+    this.metrics.inflight.set(this.core.inflight);
+  }
+
+  private execute(output: NodeOutput): void {
+    switch (output.kind) {
+      case 'client-reply':
+        return this.sendReply(output.conn, output.reply);
+      case 'store-write':
+        if (this.writeBatch.length === 0) setImmediate(() => this.flushWrites());
+        this.writeBatch.push({ writeId: output.writeId, writes: output.writes });
+        return;
+      case 'log':
+        this.logger[output.level](output.fields, output.msg);
+        return;
+    }
+  }
+
+  private sendReply(connId: number, reply: ClientReply): void {
+    const client = this.clients.get(connId);
+    if (client === undefined) return;
+    const open = client.open.get(reply.id);
+    if (open) {
+      client.open.delete(reply.id);
+      this.metrics.requestDone(open.op, reply.t === 'err' ? reply.code : 'ok', (performance.now() - open.startedMs) / 1000);
+    }
+    client.conn.send(reply);
+  }
+
+  /** Applies everything the core asked to write this turn as one batch. */
+  private flushWrites(): void {
+    if (this.writeBatch.length === 0) return;
+    const batch = this.writeBatch;
+    this.writeBatch = [];
+    const writes = batch.flatMap((b) => b.writes);
+    this.metrics.storeBatches.inc();
+    this.metrics.storeWrites.inc(writes.length);
+    const applying = this.store.apply(writes).then(
+      () => {
+        for (const { writeId } of batch) this.step({ kind: 'store-durable', writeId });
+      },
+      (error: unknown) => {
+        this.storeFailure = error instanceof Error ? error.message : String(error);
+        this.logger.error({ reason: this.storeFailure, writes: writes.length }, 'storage batch failed');
+        for (const { writeId } of batch) this.step({ kind: 'store-failed', writeId, reason: this.storeFailure });
+      },
+    );
+    this.applying.add(applying);
+    void applying.finally(() => this.applying.delete(applying));
+  }
+}

@@ -1,0 +1,3 @@
+export * from './accept.js';
+export * from './connection.js';
+export * from './dial.js';
