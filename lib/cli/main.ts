@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+/**
+ * The `chorus` command.
+ *
+ * `chorus start` runs one node in the foreground, logging JSON lines; `put`, `get` and `del`
+ * talk to a node through the SDK for quick use. Exit codes: 0 ok, 1 error, 2 bad usage or
+ * configuration (and, for `get`, 1 when the key is not found, as grep does).
+ */
+
+import { Command, CommanderError, Option } from 'commander';
+import { runDataCommand } from './data-commands.js';
+import { runStart } from './start.js';
+
+export const EXIT = { ok: 0, error: 1, usage: 2 } as const;
+
+function clientOptions(command: Command): Command {
+  return command
+    .requiredOption('--node <host:port>', 'the node to talk to')
+    .addOption(new Option('--cluster <name>', 'cluster name').env('CHORUS_CLUSTER_NAME').default('chorus'))
+    .addOption(new Option('--secret <secret>', 'the cluster client secret, if it has one').env('CHORUS_CLUSTER_CLIENT_SECRET'))
+    .option('--timeout <ms>', 'request timeout in milliseconds', '5000')
+    .option('--json', 'read VALUE as JSON, print results as JSON');
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('chorus')
+    .description('Chorus: a leaderless, Dynamo-style key-value store.')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('start')
+    .description('run one node in the foreground (JSON logs on stdout; SIGTERM or SIGINT stops it cleanly)')
+    .option('--config <file>', 'YAML configuration file (see config/default.yaml)')
+    .option('--id <id>', 'node id (default: generated once and kept in the data directory)')
+    .option('--host <host>', 'address to listen on and to bind outgoing peer connections to')
+    .option('--port <port>', 'port for clients, peers and HTTP')
+    .option('--data <dir>', 'data directory')
+    .option('--seeds <list>', 'comma-separated host:port of seed nodes')
+    .option('--zone <zone>', 'zone (failure domain) of this node')
+    .option('--cluster <name>', 'cluster name')
+    .action(async (options) => {
+      process.exitCode = await runStart(options);
+    });
+
+  clientOptions(program.command('put <bucket> <key> <value>').description('write a value (a string, or JSON with --json)'))
+    .option('--context <context>', 'the context of the read this write is based on')
+    .option('--w <level>', 'write quorum: one, quorum, all or a number')
+    .action(async (bucket: string, key: string, value: string, options) => {
+      process.exitCode = await runDataCommand('put', { bucket, key, value }, options);
+    });
+
+  clientOptions(program.command('get <bucket> <key>').description('read every value of a key and its context'))
+    .option('--r <level>', 'read quorum: one, quorum, all or a number')
+    .action(async (bucket: string, key: string, options) => {
+      process.exitCode = await runDataCommand('get', { bucket, key }, options);
+    });
+
+  clientOptions(program.command('del <bucket> <key>').description('delete a key'))
+    .option('--context <context>', 'the context of the read this delete is based on')
+    .option('--w <level>', 'write quorum: one, quorum, all or a number')
+    .action(async (bucket: string, key: string, options) => {
+      process.exitCode = await runDataCommand('del', { bucket, key }, options);
+    });
+
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      const helpShown = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help';
+      process.exitCode = helpShown ? EXIT.ok : EXIT.usage;
+      return;
+    }
+    process.stderr.write(`chorus: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = EXIT.error;
+  }
+}
+
+await main(process.argv);

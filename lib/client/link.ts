@@ -1,0 +1,118 @@
+/**
+ * The SDK's connection to one node: dial, handshake, and redial with capped exponential
+ * backoff while the client is open. A link is `ready` or not; the client routes requests
+ * only to ready links.
+ */
+
+import type { ChorusError } from '../base/errors.js';
+import { CLIENT_FRAME_BYTES_IN_MAX } from './limits.js';
+import { clientReplySchema, type ClientReply, type ClientRequest, type Welcome } from '../codec/messages.js';
+import { Connection, type CloseReason } from '../transport/connection.js';
+import { dial } from '../transport/dial.js';
+import { SOCKET_BUFFERED_BYTES_MAX } from '../base/limits.js';
+
+export interface LinkOptions {
+  readonly address: string;
+  readonly cluster: string;
+  readonly secret: string | null;
+  readonly handshakeTimeoutMs: number;
+  readonly pingIntervalMs: number;
+  readonly reconnectDelayMs: number;
+  readonly reconnectDelayMsMax: number;
+}
+
+export interface LinkEvents {
+  onReply(link: Link, reply: ClientReply): void;
+  onDown(link: Link, reason: CloseReason): void;
+  onUp(link: Link): void;
+}
+
+export class Link {
+  readonly address: string;
+  private readonly options: LinkOptions;
+  private readonly events: LinkEvents;
+  private conn: Connection<ClientReply, ClientRequest> | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private delayMs: number;
+  private closed = false;
+  welcome: Welcome | undefined;
+  lastError: ChorusError | undefined;
+
+  constructor(options: LinkOptions, events: LinkEvents) {
+    this.address = options.address;
+    this.options = options;
+    this.events = events;
+    this.delayMs = options.reconnectDelayMs;
+  }
+
+  get ready(): boolean {
+    return this.conn?.isOpen === true;
+  }
+
+  /** Dials once; resolves true when the link is up. Failures schedule a redial. */
+  async open(): Promise<boolean> {
+    if (this.closed || this.ready) return this.ready;
+    try {
+      const { ws, welcome } = await dial({
+        address: this.address,
+        role: 'client',
+        cluster: this.options.cluster,
+        secret: this.options.secret,
+        handshakeTimeoutMs: this.options.handshakeTimeoutMs,
+        frameBytesMaxIn: CLIENT_FRAME_BYTES_IN_MAX,
+      });
+      if (this.closed) {
+        ws.terminate();
+        return false;
+      }
+      this.welcome = welcome;
+      this.lastError = undefined;
+      this.delayMs = this.options.reconnectDelayMs;
+      const conn = new Connection<ClientReply, ClientRequest>(ws, {
+        schema: clientReplySchema,
+        frameBytesMax: welcome.frameBytesMax,
+        bufferedBytesMax: SOCKET_BUFFERED_BYTES_MAX,
+        pingIntervalMs: this.options.pingIntervalMs,
+      });
+      this.conn = conn;
+      conn.onMessages((replies) => {
+        for (const reply of replies) this.events.onReply(this, reply);
+      });
+      conn.onClose((reason) => {
+        if (this.conn === conn) this.conn = undefined;
+        this.events.onDown(this, reason);
+        this.scheduleRedial();
+      });
+      this.events.onUp(this);
+      return true;
+    } catch (error) {
+      this.lastError = error as ChorusError;
+      this.scheduleRedial();
+      return false;
+    }
+  }
+
+  send(request: ClientRequest): boolean {
+    if (!this.conn?.isOpen) return false;
+    this.conn.send(request);
+    return true;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.conn?.close(1000, 'client closed');
+    this.conn = undefined;
+  }
+
+  private scheduleRedial(): void {
+    if (this.closed || this.retryTimer) return;
+    const jitter = Math.random() * this.delayMs * 0.5;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.open();
+    }, this.delayMs + jitter);
+    this.retryTimer.unref();
+    this.delayMs = Math.min(this.options.reconnectDelayMsMax, this.delayMs * 2);
+  }
+}

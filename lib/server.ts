@@ -1,0 +1,7 @@
+/**
+ * Running a Chorus node inside a process: `startNode(loadConfig(...))`. Separate from the
+ * SDK entry point so that applications that only talk to a cluster never load LMDB.
+ */
+
+export { loadConfig, describeSettings, type ChorusConfig } from './config/index.js';
+export { startNode, type RunningNode, type StartOptions } from './runtime/node-runtime.js';
