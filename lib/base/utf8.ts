@@ -20,3 +20,8 @@ export function utf8Length(s: string): number {
   }
   return bytes;
 }
+
+/** Whether a string is well-formed UTF-16 (no lone surrogates), so UTF-8 can represent it exactly. */
+export function isWellFormed(s: string): boolean {
+  return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+}

@@ -23,7 +23,8 @@
 
 import { STORAGE_KEY_BYTES_MAX } from '../base/limits.js';
 import { assert } from '../base/assert.js';
-import { keyTokenBytes, tokenOf } from '../ring/token.js';
+import { isWellFormed } from '../base/utf8.js';
+import { tokenOf } from '../ring/token.js';
 
 /** Bytes of the big-endian token prefix. */
 export const STORAGE_KEY_TOKEN_BYTES = 4;
@@ -45,24 +46,25 @@ export type StorageKeyResult = { readonly ok: true; readonly bytes: Uint8Array }
  */
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-/** Matches an unpaired surrogate: in `u` mode a well-formed pair is one code point, not two `Cs`. */
-const LONE_SURROGATE = /\p{Cs}/u;
-
 /** Encodes a (bucket, key) pair, or says why it cannot be stored. */
 export function encodeStorageKey(bucket: string, key: string): StorageKeyResult {
   if (bucket.includes('\u0000')) return { ok: false, reason: 'bucket contains a zero character' };
-  if (LONE_SURROGATE.test(bucket) || LONE_SURROGATE.test(key)) {
+  if (!isWellFormed(bucket) || !isWellFormed(key)) {
     return { ok: false, reason: 'bucket or key contains a lone surrogate' };
   }
-  const tail = keyTokenBytes(bucket, key);
-  const length = STORAGE_KEY_TOKEN_BYTES + tail.length;
+  // Written in place: the tail is utf8(bucket) ‖ 0 ‖ utf8(key), hashed where it lies. This
+  // is on every read and write, so it allocates one buffer and encodes each string once.
+  const bucketBytes = Buffer.byteLength(bucket, 'utf8');
+  const length = STORAGE_KEY_TOKEN_BYTES + bucketBytes + 1 + Buffer.byteLength(key, 'utf8');
   if (length > STORAGE_KEY_BYTES_MAX) {
     return { ok: false, reason: `storage key is ${length} bytes, over the ${STORAGE_KEY_BYTES_MAX}-byte limit` };
   }
-  const bytes = new Uint8Array(length);
-  new DataView(bytes.buffer).setUint32(0, tokenOf(tail), false);
-  bytes.set(tail, STORAGE_KEY_TOKEN_BYTES);
-  return { ok: true, bytes };
+  const bytes = Buffer.allocUnsafe(length);
+  bytes.write(bucket, STORAGE_KEY_TOKEN_BYTES, 'utf8');
+  bytes[STORAGE_KEY_TOKEN_BYTES + bucketBytes] = 0;
+  bytes.write(key, STORAGE_KEY_TOKEN_BYTES + bucketBytes + 1, 'utf8');
+  bytes.writeUInt32BE(tokenOf(bytes.subarray(STORAGE_KEY_TOKEN_BYTES)), 0);
+  return { ok: true, bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, length) };
 }
 
 /** Decodes a storage key, or returns undefined when the bytes are not one (a corrupt record). */

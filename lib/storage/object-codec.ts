@@ -49,10 +49,13 @@ export function encodeObject(object: KvObject): Uint8Array {
 
 /** Decodes record bytes, or says why they are not a valid object. Never throws on bad input. */
 export function decodeObject(bytes: Uint8Array): ObjectDecodeResult {
-  // A plain view of the same memory: cbor-x copies a byte string with the input's own
-  // constructor, and a Buffer's would make the values Buffers, whose `slice` does not copy.
-  const plain = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
-  const decoded = decodeSafe(plain, { depthMax: OBJECT_DEPTH_MAX, itemsMax: OBJECT_ITEMS_MAX, copyBytes: true });
+  // One pooled copy of the record (the input may be LMDB's shared read buffer), as a plain
+  // Uint8Array view so the values decode as plain views of it: copying each value into an
+  // ArrayBuffer of its own costs more than the whole decode.
+  const copy = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  const owned = Buffer.from(copy);
+  const plain = new Uint8Array(owned.buffer, owned.byteOffset, owned.length);
+  const decoded = decodeSafe(plain, { depthMax: OBJECT_DEPTH_MAX, itemsMax: OBJECT_ITEMS_MAX, copyBytes: false });
   if (!decoded.ok) return { ok: false, reason: `not CBOR: ${decoded.reason}` };
   if (!Array.isArray(decoded.value)) return { ok: false, reason: 'record is not an array' };
   const entries: unknown[] = [];
