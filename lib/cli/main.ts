@@ -7,6 +7,7 @@
  * configuration (and, for `get`, 1 when the key is not found, as grep does).
  */
 
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { runDataCommand } from './data-commands.js';
 import { runStart } from './start.js';
@@ -24,9 +25,11 @@ function clientOptions(command: Command): Command {
 
 export function buildProgram(): Command {
   const program = new Command();
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   program
     .name('chorus')
     .description('Chorus: a leaderless, Dynamo-style key-value store.')
+    .version(version)
     .showHelpAfterError()
     .exitOverride();
 
