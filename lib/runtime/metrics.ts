@@ -21,7 +21,8 @@ export class NodeMetrics {
   private readonly latencyByOp = new Map<Operation, { observe(value: number): void }>();
   private readonly requestsByOutcome = new Map<string, { inc(): void }>();
 
-  constructor(labels: { node: string }, process = true) {
+  /** `inflight` reads the core's count at scrape time instead of on every step. */
+  constructor(labels: { node: string }, inflight: () => number, process = true) {
     this.registry.setDefaultLabels(labels);
     this.requests = new Counter({
       name: 'chorus_requests_total',
@@ -37,7 +38,14 @@ export class NodeMetrics {
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [this.registry],
     });
-    this.inflight = new Gauge({ name: 'chorus_requests_inflight', help: 'Client requests being coordinated.', registers: [this.registry] });
+    this.inflight = new Gauge({
+      name: 'chorus_requests_inflight',
+      help: 'Client writes being coordinated (waiting for durable acknowledgements).',
+      registers: [this.registry],
+      collect() {
+        this.set(inflight());
+      },
+    });
     this.clientConnections = new Gauge({ name: 'chorus_client_connections', help: 'Open client connections.', registers: [this.registry] });
     this.refused = new Counter({
       name: 'chorus_handshakes_refused_total',

@@ -31,11 +31,11 @@ import { loadIdentity, type Identity } from './identity.js';
 import { NodeMetrics, type Operation } from './metrics.js';
 
 /**
- * Client requests stepped per turn of the event loop. 128 requests take well under a
+ * Client requests stepped per turn of the event loop. 64 requests take well under a
  * millisecond, so a turn stays short, while replies still leave in frames large enough to
  * share their syscalls.
  */
-const REQUESTS_PER_TURN_MAX = 128;
+const REQUESTS_PER_TURN_MAX = 64;
 
 /**
  * Client requests received and not yet stepped. Past this, connections that add more stop
@@ -134,7 +134,7 @@ class NodeRuntime implements RunningNode {
     this.nodeId = identity.nodeId;
     this.actor = identity.actor;
     this.logger = logger;
-    this.metrics = new NodeMetrics({ node: identity.nodeId });
+    this.metrics = new NodeMetrics({ node: identity.nodeId }, () => this.core.inflight);
     const limits: DataLimits = config.limits;
     this.core = new NodeCore(
       { store, placement: singleNodePlacement(identity.nodeId) },
@@ -309,7 +309,6 @@ class NodeRuntime implements RunningNode {
     const out: NodeOutput[] = [];
     this.core.step(input, out);
     for (const output of out) this.execute(output);
-    this.metrics.inflight.set(this.core.inflight);
   }
 
   private execute(output: NodeOutput): void {
