@@ -20,11 +20,10 @@ import {
   InvalidRequestError,
   OverloadedError,
   TimeoutError,
-  TooLargeError,
   UnavailableError,
 } from '../base/errors.js';
-import { isWellFormed, utf8Length } from '../base/utf8.js';
 import { checkValueBytes, decodeValue, encodeValue } from '../codec/cbor.js';
+import { checkBucketKey, checkValue } from '../codec/request-limits.js';
 import { REQUEST_TIMEOUT_MS_MAX } from '../base/limits.js';
 import type { ClientReply, ClientRequest, DeleteRequest, GetRequest, Level, PutRequest } from '../codec/messages.js';
 import { contextFromString, contextToString, type Context } from './context.js';
@@ -100,6 +99,9 @@ interface Pending {
   link: Link | undefined;
   cleanup: (() => void) | undefined;
 }
+
+/** Before a node announced its limits, only the shape of a request is checked here. */
+const UNKNOWN_LIMITS = { bucketBytesMax: Infinity, keyBytesMax: Infinity, valueBytesMax: Infinity };
 
 /** How often the SDK looks for requests past their deadline; one timer serves them all. */
 const SWEEP_INTERVAL_MS = 100;
@@ -293,22 +295,10 @@ export class Client {
     return false;
   }
 
+  /** The node checks every request; checking here too refuses an oversized one without sending it. */
   private checkLimits(request: ClientRequest): ChorusError | undefined {
-    const limits = this.links.find((l) => l.ready)?.welcome?.limits;
-    if (typeof request.b !== 'string' || request.b.length === 0) return new InvalidRequestError('bucket must be a non-empty string', { field: 'bucket' });
-    if (typeof request.k !== 'string' || request.k.length === 0) return new InvalidRequestError('key must be a non-empty string', { field: 'key' });
-    // A lone surrogate has no UTF-8 form: the wire would carry U+FFFD or refuse the frame.
-    if (!isWellFormed(request.b)) return new InvalidRequestError('bucket contains a lone surrogate', { field: 'bucket' });
-    if (!isWellFormed(request.k)) return new InvalidRequestError('key contains a lone surrogate', { field: 'key' });
-    if (limits === undefined) return undefined;
-    const bucketBytes = utf8Length(request.b);
-    if (bucketBytes > limits.bucketBytesMax) return new TooLargeError(`bucket is ${bucketBytes} bytes, over the limit of ${limits.bucketBytesMax}`, { field: 'bucket', bytes: bucketBytes, limit: limits.bucketBytesMax });
-    const keyBytes = utf8Length(request.k);
-    if (keyBytes > limits.keyBytesMax) return new TooLargeError(`key is ${keyBytes} bytes, over the limit of ${limits.keyBytesMax}`, { field: 'key', bytes: keyBytes, limit: limits.keyBytesMax });
-    if (request.t === 'put' && request.v.byteLength > limits.valueBytesMax) {
-      return new TooLargeError(`value is ${request.v.byteLength} bytes, over the limit of ${limits.valueBytesMax}`, { field: 'value', bytes: request.v.byteLength, limit: limits.valueBytesMax });
-    }
-    return undefined;
+    const limits = this.links.find((l) => l.ready)?.welcome?.limits ?? UNKNOWN_LIMITS;
+    return checkBucketKey(request.b, request.k, limits) ?? (request.t === 'put' ? checkValue(request.v, limits) : undefined);
   }
 
   private onReply(reply: ClientReply): void {

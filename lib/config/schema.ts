@@ -15,9 +15,12 @@
  */
 
 import { z } from 'zod';
-import { assert } from '../base/assert.js';
+import type { Level as WireLevel } from '../codec/messages.js';
 import { FRAME_OVERHEAD_BYTES, REQUEST_TIMEOUT_MS_MAX, STORAGE_KEY_BYTES_MAX } from '../base/limits.js';
 import { isSeed } from './seed.js';
+
+/** Levels resolve exactly as the coordinator resolves them. */
+export { resolveLevel } from '../replication/levels.js';
 
 /** Node ids, cluster names and zones: they appear in handshakes, storage, log lines and metric labels. */
 export const NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
@@ -29,7 +32,8 @@ export const LEVEL_NAMES = ['one', 'quorum', 'all'] as const;
 export type LevelName = (typeof LEVEL_NAMES)[number];
 
 /** A replica count: a name resolved against a bucket's `n`, or a number of replicas. */
-export type Level = LevelName | number;
+/** A consistency level as a setting: the same values the wire carries. */
+export type Level = WireLevel;
 
 export const STORAGE_ENGINES = ['lmdb', 'memory'] as const;
 export const DURABILITIES = ['fsync', 'commit'] as const;
@@ -147,21 +151,6 @@ export interface ConfigProblem {
   readonly related?: readonly string[];
 }
 
-/** How many replicas a level asks for when a bucket has `n`: one → 1, quorum → ⌊n/2⌋ + 1, all → n. */
-export function resolveLevel(level: Level, n: number): number {
-  assert(Number.isInteger(n) && n >= 1, `resolveLevel: n must be a positive integer, got ${n}`);
-  switch (level) {
-    case 'one':
-      return 1;
-    case 'quorum':
-      return Math.floor(n / 2) + 1;
-    case 'all':
-      return n;
-    default:
-      return level;
-  }
-}
-
 /** Checks the relations between settings of a configuration that passed the schema. */
 export function checkRelations(config: ChorusConfig): ConfigProblem[] {
   return [...checkQuorums(config), ...checkLimits(config), ...checkTimes(config)];
@@ -230,3 +219,4 @@ function checkTimes({ replication, transport, runtime }: ChorusConfig): ConfigPr
   for (const [key, ms] of timeouts) problems.push(...atMost('runtime.tickMs', runtime.tickMs, key, ms));
   return problems;
 }
+

@@ -9,12 +9,14 @@
  * replicas that exist is unavailable.
  */
 
+import { assert } from '../base/assert.js';
 import type { Level } from '../codec/messages.js';
 
 export function resolveLevel(level: Level, replicas: number): number {
+  assert(Number.isInteger(replicas) && replicas >= 1, `resolveLevel: replicas must be a positive integer, got ${replicas}`);
   switch (level) {
     case 'one':
-      return Math.min(1, replicas);
+      return 1;
     case 'quorum':
       return Math.floor(replicas / 2) + 1;
     case 'all':
