@@ -1,9 +1,8 @@
 /** `chorus start`: load the configuration, run a node, stop it cleanly on SIGTERM or SIGINT. */
 
-import pino from 'pino';
 import { ChorusError } from '../base/errors.js';
 import { loadConfig, type ChorusConfig } from '../config/index.js';
-import { startNode } from '../runtime/node-runtime.js';
+import { createLogger, startNode } from '../runtime/node-runtime.js';
 
 export interface StartFlags {
   readonly config?: string;
@@ -36,7 +35,7 @@ export async function runStart(flags: StartFlags): Promise<number> {
     return 2;
   }
 
-  const logger = pino({ level: config.log.level, base: undefined });
+  const logger = createLogger(config.log.level);
   let node;
   try {
     node = await startNode(config, { logger });

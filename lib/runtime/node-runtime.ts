@@ -66,7 +66,7 @@ interface OpenRequest {
 }
 
 export async function startNode(config: ChorusConfig, options: StartOptions = {}): Promise<RunningNode> {
-  const logger = options.logger ?? pino({ level: config.log.level, base: undefined });
+  const logger = options.logger ?? createLogger(config.log.level);
   const store = await openConfiguredStore(config);
   let identity: Identity;
   try {
@@ -86,6 +86,14 @@ export async function startNode(config: ChorusConfig, options: StartOptions = {}
   }
   log.info({ address: runtime.address, engine: store.engine, durability: config.storage.durability }, 'ready');
   return runtime;
+}
+
+/**
+ * JSON lines on stdout with the level as a word and the time in ISO 8601, for operators and
+ * log shippers alike: `{"level":"info","time":"…","node":"n-1","msg":"ready",…}`.
+ */
+export function createLogger(level: string): Logger {
+  return pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } });
 }
 
 async function openConfiguredStore(config: ChorusConfig): Promise<Store> {

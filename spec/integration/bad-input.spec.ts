@@ -157,6 +157,33 @@ describe('integration: bad input closes one connection and harms nothing else', 
       await sendAndExpectClose(node.address, big, 1009, /.*/);
     });
 
+    it('oversized or empty buckets and keys get a typed error reply, write nothing, and keep the connection', async () => {
+      const ws = await handshaken(node.address);
+      const replies: Record<string, unknown>[] = [];
+      ws.on('message', (data: Buffer) => replies.push(...(plainEncoder.decode(data) as Record<string, unknown>[])));
+      ws.send(
+        encodeFrame([
+          { t: 'put', id: 1, b: 'b', k: 'k'.repeat(1025), v: new Uint8Array([1]) },
+          { t: 'put', id: 2, b: 'b'.repeat(65), k: 'k', v: new Uint8Array([1]) },
+          { t: 'put', id: 3, b: '', k: 'k', v: new Uint8Array([1]) },
+          { t: 'put', id: 4, b: 'raw', k: 'big', v: new Uint8Array(1024 * 1024 + 1) },
+          { t: 'put', id: 5, b: 'raw', k: 'fine', v: new Uint8Array([0x01]) },
+        ]),
+      );
+      const deadline = Date.now() + 3000;
+      while (replies.length < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      const byId = new Map(replies.map((r) => [r.id, r]));
+      expect(byId.get(1)).to.include({ t: 'err', code: 'TOO_LARGE' });
+      expect(byId.get(2)).to.include({ t: 'err', code: 'TOO_LARGE' });
+      expect(byId.get(3)).to.include({ t: 'err', code: 'INVALID_REQUEST' });
+      expect(byId.get(4)).to.include({ t: 'err', code: 'TOO_LARGE' });
+      expect(byId.get(5)).to.include({ t: 'put-ok' });
+      expect(ws.readyState).to.equal(WebSocket.OPEN);
+      ws.close();
+      expect((await db.get('raw', 'big')).found).to.equal(false);
+      expect((await db.get('raw', 'fine')).values).to.deep.equal([1]);
+    });
+
     it('a text frame', async () => {
       await sendAndExpectClose(node.address, 'hello', 1003, /binary/);
     });

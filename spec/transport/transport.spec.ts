@@ -149,6 +149,45 @@ describe('transport', function () {
     await close(f);
   });
 
+  it('binds outgoing connections to the local address it is given', async () => {
+    const f = await acceptor(null);
+    const seen: string[] = [];
+    f.server.on('upgrade', (request) => seen.push(String(request.socket.remoteAddress)));
+    const { ws } = await dial({ address: f.address, role: 'peer', cluster: 'c1', node: 'dialer', secret: null, handshakeTimeoutMs: 1000, frameBytesMaxIn: 1 << 20, localAddress: '127.0.0.2' });
+    expect(seen).to.deep.equal(['127.0.0.2']);
+    ws.terminate();
+    await close(f);
+  });
+
+  it('terminates a connection whose other side stops answering pings', async () => {
+    const server = createServer();
+    const closes: string[] = [];
+    const role = { schema: note, frameBytesMaxIn: 1 << 20, frameBytesMaxOut: 1 << 20, secret: null };
+    const acc = attachAcceptor(server, {
+      cluster: 'c1',
+      nodeId: 'acceptor',
+      handshakeTimeoutMs: 1000,
+      pingIntervalMs: 50,
+      client: role,
+      peer: role,
+      onClient: () => undefined,
+      onPeer: (c) => c.onClose((r) => closes.push(r.reason)),
+      onRefused: () => undefined,
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const { ws } = await peerDial(address, null);
+    const started = Date.now();
+    // A paused socket reads nothing, so it answers no ping: as a stopped process or a cut link.
+    ws.pause();
+    await waitUntil(() => closes.length === 1, 2000);
+    expect(closes[0]).to.match(/no pong/);
+    expect(Date.now() - started).to.be.lessThan(1000);
+    ws.terminate();
+    acc.close();
+    await new Promise((r) => server.close(r));
+  });
+
   it('closes a connection whose frame fails validation, with the reason', async () => {
     const f = await acceptor(null);
     const { ws } = await peerDial(f.address, null);
