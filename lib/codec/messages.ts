@@ -107,6 +107,23 @@ export const deleteRequestSchema = z.strictObject({
   timeout: timeoutMs.optional(),
 });
 
+/** Operator requests over the authenticated client connection. */
+export const adminRequestSchema = z.strictObject({
+  t: z.literal('admin'),
+  id: requestId,
+  op: z.enum(['status', 'leave', 'bucket-set', 'bucket-list']),
+  bucket: bucketField.optional(),
+  props: z
+    .strictObject({
+      n: z.number().int().min(1).max(16).optional(),
+      r: levelSchema.optional(),
+      w: levelSchema.optional(),
+      type: z.enum(['kv', 'counter', 'set', 'map', 'register', 'flag', 'doc']).optional(),
+    })
+    .optional(),
+  timeout: timeoutMs.optional(),
+});
+
 // ---- replies ----
 
 /**
@@ -128,6 +145,8 @@ export const getReplySchema = z.strictObject({
   ctx: bytes,
 });
 export const deleteReplySchema = z.strictObject({ t: z.literal('del-ok'), id: requestId });
+/** The result of an admin request: plain data (a status table, a bucket list). */
+export const adminReplySchema = z.strictObject({ t: z.literal('admin-ok'), id: requestId, result: z.unknown() });
 export const errorReplySchema = z.strictObject({
   t: z.literal('err'),
   id: requestId,
@@ -147,14 +166,91 @@ export type PutReply = z.infer<typeof putReplySchema>;
 export type GetReply = z.infer<typeof getReplySchema>;
 export type DeleteReply = z.infer<typeof deleteReplySchema>;
 export type ErrorReply = z.infer<typeof errorReplySchema>;
+export type AdminRequest = z.infer<typeof adminRequestSchema>;
+export type AdminReply = z.infer<typeof adminReplySchema>;
+
+// ---- peer messages: membership (SWIM with Lifeguard) and cluster metadata ----
+
+const nodeId = z.string().min(1).max(64);
+/** host:port, as a node announces itself; checked loosely here, dialed only by the shell. */
+const address = z.string().min(3).max(300);
+const incarnation = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const sequence = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+export const MEMBER_STATUSES = ['joining', 'up', 'leaving', 'left'] as const;
+export const LIVENESSES = ['alive', 'suspect', 'dead'] as const;
+
+/**
+ * What one node says about a member: a gossip update, and a row of a pushed member table.
+ * Newer news wins: a higher incarnation, or at the same incarnation a worse liveness
+ * (alive < suspect < dead), or a later status (joining < up < leaving < left).
+ */
+export const memberStateSchema = z.strictObject({
+  id: nodeId,
+  addr: address,
+  zone: z.string().min(1).max(64),
+  vnodes: z.number().int().min(1).max(4096),
+  status: z.enum(MEMBER_STATUSES),
+  live: z.enum(LIVENESSES),
+  inc: incarnation,
+});
+
+/** Gossip updates piggybacked on a message; bounded so one frame stays small. */
+const updates = z.array(memberStateSchema).max(256);
+
+/** A direct probe. `target` is the id the sender means, so a restarted node under a new id cannot answer for the old one. */
+export const pingSchema = z.strictObject({ t: z.literal('ping'), seq: sequence, from: nodeId, target: nodeId, upd: updates });
+/** Answers a ping (to the prober, or to the member that relayed an indirect probe). */
+export const ackSchema = z.strictObject({ t: z.literal('ack'), seq: sequence, from: nodeId, upd: updates });
+/** Asks the receiver to probe `target` on the sender's behalf (SWIM's indirect probe). */
+export const pingReqSchema = z.strictObject({
+  t: z.literal('ping-req'),
+  seq: sequence,
+  from: nodeId,
+  target: nodeId,
+  addr: address,
+  upd: updates,
+});
+/** Lifeguard's negative ack: the relay could not reach the target in time (so the prober's own link is fine). */
+export const nackSchema = z.strictObject({ t: z.literal('nack'), seq: sequence, from: nodeId });
+/** Updates pushed to a few random members each gossip interval. */
+export const gossipSchema = z.strictObject({ t: z.literal('gossip'), from: nodeId, upd: updates });
+/**
+ * Push-pull: the sender's whole member table and the state vector of its metadata document;
+ * the receiver merges the table, answers with its own (`reply: true`) and sends the metadata
+ * update the sender lacks. Also how a new node joins through a seed.
+ */
+export const syncSchema = z.strictObject({
+  t: z.literal('sync'),
+  from: nodeId,
+  reply: z.boolean(),
+  members: z.array(memberStateSchema).max(10_000),
+  /** Yjs state vector of the sender's metadata document. */
+  sv: bytes,
+  /** Yjs update with what the receiver's state vector said it lacks (present in replies and answers). */
+  meta: bytes.optional(),
+});
+
+export type MemberState = z.infer<typeof memberStateSchema>;
+export type MemberStatus = (typeof MEMBER_STATUSES)[number];
+export type Liveness = (typeof LIVENESSES)[number];
+export type Ping = z.infer<typeof pingSchema>;
+export type Ack = z.infer<typeof ackSchema>;
+export type PingReq = z.infer<typeof pingReqSchema>;
+export type Nack = z.infer<typeof nackSchema>;
+export type Gossip = z.infer<typeof gossipSchema>;
+export type Sync = z.infer<typeof syncSchema>;
+export type PeerMessage = Ping | Ack | PingReq | Nack | Gossip | Sync;
+
+export const peerMessageSchema = z.discriminatedUnion('t', [pingSchema, ackSchema, pingReqSchema, nackSchema, gossipSchema, syncSchema]);
 
 export type HandshakeMessage = Hello | Welcome | Auth | Ready;
-export type ClientRequest = PutRequest | GetRequest | DeleteRequest;
-export type ClientReply = PutReply | GetReply | DeleteReply | ErrorReply;
+export type ClientRequest = PutRequest | GetRequest | DeleteRequest | AdminRequest;
+export type ClientReply = PutReply | GetReply | DeleteReply | AdminReply | ErrorReply;
 
 export const handshakeMessageSchema = z.discriminatedUnion('t', [helloSchema, welcomeSchema, authSchema, readySchema]);
-export const clientRequestSchema = z.discriminatedUnion('t', [putRequestSchema, getRequestSchema, deleteRequestSchema]);
-export const clientReplySchema = z.discriminatedUnion('t', [putReplySchema, getReplySchema, deleteReplySchema, errorReplySchema]);
+export const clientRequestSchema = z.discriminatedUnion('t', [putRequestSchema, getRequestSchema, deleteRequestSchema, adminRequestSchema]);
+export const clientReplySchema = z.discriminatedUnion('t', [putReplySchema, getReplySchema, deleteReplySchema, adminReplySchema, errorReplySchema]);
 
 export type ParseResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 

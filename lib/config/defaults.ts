@@ -67,6 +67,9 @@ const defaults: ChorusConfig = {
     reconnectDelayMsMax: 5000,
     peerFrameBytesMax: PEER_FRAME_BYTES_MAX,
   },
+  membership: {
+    profile: 'lan',
+  },
   runtime: {
     tickMs: 10,
   },

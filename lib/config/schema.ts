@@ -18,6 +18,7 @@ import { z } from 'zod';
 import type { Level as WireLevel } from '../codec/messages.js';
 import { FRAME_OVERHEAD_BYTES, REQUEST_TIMEOUT_MS_MAX, STORAGE_KEY_BYTES_MAX } from '../base/limits.js';
 import { isSeed } from './seed.js';
+import { PROFILE_NAMES } from '../membership/profile.js';
 
 /** Levels resolve exactly as the coordinator resolves them. */
 export { resolveLevel } from '../replication/levels.js';
@@ -119,6 +120,10 @@ const TransportSchema = z.strictObject({
   peerFrameBytesMax: positiveInt().max(PEER_FRAME_BYTES_CEILING).describe('largest peer-to-peer frame'),
 });
 
+const MembershipSchema = z.strictObject({
+  profile: z.enum(PROFILE_NAMES).describe('failure-detection timing: local (one machine), lan, wan'),
+});
+
 const RuntimeSchema = z.strictObject({
   tickMs: positiveInt().max(TICK_MS_MAX).describe('length of one core tick'),
 });
@@ -134,6 +139,7 @@ export const ChorusConfigSchema = z.strictObject({
   replication: ReplicationSchema,
   limits: LimitsSchema,
   transport: TransportSchema,
+  membership: MembershipSchema,
   runtime: RuntimeSchema,
   log: LogSchema,
 });

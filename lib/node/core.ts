@@ -1,99 +1,63 @@
 /**
  * The node core: one synchronous `step(input, out)` that runs to completion.
  *
- * Inputs are ticks, client requests, and storage completions; outputs are client replies,
- * storage writes and log events (io.ts). The core never awaits, never reads a clock, never
- * draws from global randomness and never touches a socket or a file, so the simulator can
- * drive the very same code the runtime drives (TigerBeetle's replica, riak_kv's FSMs).
+ * Inputs are ticks, client requests, peer messages and storage completions; outputs are
+ * client replies, peer messages, storage writes and log events (io.ts). The core never
+ * awaits, never reads a clock, never draws from global randomness and never touches a
+ * socket or a file, so the simulator drives the very same code the runtime drives
+ * (TigerBeetle's replica, riak_kv's FSMs).
  *
- * Coordination: every request is a per-request state machine around a quorum `Tally` over
- * the key's replica set (today this node alone; the ring widens it). A put is applied by a
- * replica, which creates the new dot, and counts toward `w` only once the shell reports the
- * write durable. A put reads the newest local version, including writes still on their way
- * to disk (the `pending` overlay), so two puts in one tick never lose each other's dots; a
- * get reads only what the store holds, so it never returns a value that a crash could
- * still take back.
- *
- * Deadlines are ticks: each request is filed under the tick at which it expires, and a tick
- * replies TIMEOUT to whatever is still open, saying whether a write may have landed.
+ * It is only a composition root: data requests go to the coordinator, peer messages to
+ * membership, operator requests to the few lines below. Each part takes only what it uses.
  */
 
-import { assert } from '../base/assert.js';
-import { ChorusError, InvalidRequestError, OverloadedError, StorageError, TimeoutError, UnavailableError } from '../base/errors.js';
-import { CONNECTION_REQUESTS_INFLIGHT_MAX, NODE_REQUESTS_INFLIGHT_MAX, type DataLimits } from '../base/limits.js';
-import { encodeContext } from '../clock/context.js';
-import { join, type Actor } from '../clock/dvv.js';
-import type { KvObject } from '../clock/object.js';
-import type { ClientReply, ClientRequest, DeleteRequest, GetRequest, Level, PutRequest } from '../codec/messages.js';
-import { resolveLevel } from '../replication/levels.js';
-import { applyPut, deleteContext, liveValues } from '../replication/replica.js';
-import { quorumShortfall, Tally, type QuorumSpec, type ReplicaTarget } from '../replication/tally.js';
+import { InvalidRequestError, UnavailableError } from '../base/errors.js';
+import { Prng } from '../base/prng.js';
+import type { AdminRequest, ClientReply } from '../codec/messages.js';
+import { Membership, type MembershipOutput, type MembershipSelf } from '../membership/membership.js';
+import { ClusterMetadata } from '../membership/metadata.js';
+import type { Profile } from '../membership/profile.js';
+import { Coordinator, errorReply, type CoordinatorInit } from './coordinator.js';
 import type { ConnId, NodeInput, NodeOutput } from './io.js';
-import type { Placement } from './placement.js';
+import { singleNodePlacement } from './placement.js';
 import type { StoreReader } from './ports.js';
-import { checkBucketKey, checkValue, parseContext } from './validate.js';
 
-export interface ReplicationDefaults {
-  readonly n: number;
-  readonly r: Level;
-  readonly w: Level;
-  readonly pr: Level;
-  readonly pw: Level;
-}
+/** Names under which the core keeps node metadata in the store. */
+export const META_INCARNATION = 'incarnation';
+export const META_METADATA = 'cluster-metadata';
 
-export interface NodeCoreInit {
-  readonly nodeId: string;
-  /** This node's storage epoch actor: a node that lost its data gets a new one (Riak kv679). */
-  readonly actor: Actor;
-  readonly limits: DataLimits;
-  readonly replication: ReplicationDefaults;
-  readonly requestTimeoutMs: number;
-  /** Milliseconds one tick stands for; used only to turn client timeouts into ticks. */
-  readonly tickMs: number;
+export interface NodeCoreInit extends CoordinatorInit {
+  readonly self: MembershipSelf;
+  /** The incarnation to start with (one above the persisted one). */
+  readonly incarnation: number;
+  readonly seeds: readonly string[];
+  readonly profile: Profile;
+  /** The persisted metadata document, if any. */
+  readonly metadata: Uint8Array | undefined;
+  /** Seed of the node's PRNG; every random choice in the core derives from it. */
+  readonly seed: number;
 }
 
 export interface NodeCoreDeps {
   readonly store: StoreReader;
-  readonly placement: Placement;
-}
-
-interface Coordinated {
-  readonly conn: ConnId;
-  readonly id: number;
-  readonly op: 'put' | 'del';
-  readonly tally: Tally;
-  readonly deadline: number;
-  /** The context to return: present only when the write left a single sibling (see putReply). */
-  ctx: Uint8Array | undefined;
-  readonly siblings: number;
-}
-
-interface PendingWrite {
-  readonly writeId: number;
-  readonly object: KvObject;
 }
 
 export class NodeCore {
-  private readonly init: NodeCoreInit;
-  private readonly deps: NodeCoreDeps;
+  readonly membership: Membership;
+  readonly metadata: ClusterMetadata;
+  private readonly coordinator: Coordinator;
+  private readonly tickMs: number;
   private now = 0;
-  private writeIdNext = 1;
-  private requestNext = 1;
-  /** Open coordinated writes by internal request number. */
-  private readonly writes = new Map<number, Coordinated>();
-  /** Which request (and replica) each storage batch belongs to. */
-  private readonly batches = new Map<number, { readonly request: number; readonly node: string; readonly storageKey: string }>();
-  /** Newest not-yet-durable version per storage key, read by later puts. */
-  private readonly pending = new Map<string, PendingWrite>();
-  /** Requests filed by the tick at which they time out. */
-  private readonly deadlines = new Map<number, number[]>();
-  private readonly inflightByConn = new Map<ConnId, number>();
-  private readonly closedConns = new Set<ConnId>();
 
   constructor(deps: NodeCoreDeps, init: NodeCoreInit) {
-    assert(init.tickMs > 0, 'tickMs must be positive');
-    this.deps = deps;
-    this.init = init;
+    const prng = new Prng(init.seed);
+    this.metadata = new ClusterMetadata(prng.fork('metadata'), init.metadata);
+    this.membership = new Membership(
+      { prng: prng.fork('membership'), metadata: this.metadata },
+      { self: init.self, incarnation: init.incarnation, seeds: init.seeds, profile: init.profile },
+    );
+    this.coordinator = new Coordinator({ store: deps.store, placement: singleNodePlacement(init.nodeId) }, init);
+    this.tickMs = init.tickMs;
   }
 
   get ticks(): number {
@@ -101,227 +65,126 @@ export class NodeCore {
   }
 
   get inflight(): number {
-    return this.writes.size;
+    return this.coordinator.inflight;
   }
 
   step(input: NodeInput, out: NodeOutput[]): void {
+    const events: MembershipOutput[] = [];
     switch (input.kind) {
       case 'tick':
-        return this.onTick(out);
+        this.now++;
+        this.coordinator.onTick(out);
+        this.membership.tick(this.now, events);
+        break;
       case 'client-request':
-        return this.onClientRequest(input.conn, input.request, out);
+        if (input.request.t === 'admin') this.onAdmin(input.conn, input.request, out, events);
+        else this.coordinator.onClientRequest(input.conn, input.request, out);
+        break;
       case 'client-closed':
-        return this.onClientClosed(input.conn);
+        this.coordinator.onClientClosed(input.conn);
+        break;
       case 'store-durable':
-        return this.onStoreDone(input.writeId, undefined, out);
+        this.coordinator.onStoreDone(input.writeId, undefined, out);
+        break;
       case 'store-failed':
-        return this.onStoreDone(input.writeId, input.reason, out);
+        this.coordinator.onStoreDone(input.writeId, input.reason, out);
+        break;
+      case 'peer-message':
+        if (input.message.from !== input.from) {
+          out.push({ kind: 'log', level: 'warn', msg: 'peer message with a forged sender dropped', fields: { from: input.from, claimed: input.message.from } });
+          break;
+        }
+        this.membership.onMessage(input.from, input.message, this.now, events);
+        break;
+      case 'peer-unreachable':
+        this.membership.onUnreachable(input.node, input.addr, input.reason, events);
+        break;
+      case 'stalled':
+        this.membership.onStall(input.ticks, this.now, events);
+        break;
+      case 'loop-lag':
+        this.membership.onLoopLag(input.ticks);
+        break;
+    }
+    for (const event of events) this.emit(event, out);
+  }
+
+  private emit(event: MembershipOutput, out: NodeOutput[]): void {
+    switch (event.kind) {
+      case 'send':
+        out.push(event);
+        return;
+      case 'incarnation':
+        out.push({ kind: 'meta-write', name: META_INCARNATION, value: encodeUint(event.value) });
+        return;
+      case 'metadata-changed':
+        out.push({ kind: 'meta-write', name: META_METADATA, value: this.metadata.snapshot() });
+        return;
+      case 'event':
+        out.push({ kind: 'log', level: event.level, msg: event.msg, fields: event.fields });
+        return;
     }
   }
 
-  private onTick(out: NodeOutput[]): void {
-    this.now++;
-    const due = this.deadlines.get(this.now);
-    if (due === undefined) return;
-    this.deadlines.delete(this.now);
-    for (const request of due) {
-      const write = this.writes.get(request);
-      if (write === undefined) continue;
-      this.finish(request, write, out, new TimeoutError(`${write.op} timed out after ${write.tally.received} of ${write.tally.spec.required} acknowledgements`, {
-        required: write.tally.spec.required,
-        received: write.tally.received,
-        mayHaveLanded: true,
-      }));
-    }
-  }
-
-  private onClientRequest(conn: ConnId, request: ClientRequest, out: NodeOutput[]): void {
-    this.closedConns.delete(conn);
-    const refusal = this.admit(conn);
-    if (refusal) return this.reply(conn, errorReply(request.id, refusal), out);
-    switch (request.t) {
-      case 'put':
-        return this.onPut(conn, request, out);
-      case 'get':
-        return this.onGet(conn, request, out);
-      case 'del':
-        return this.onDelete(conn, request, out);
-    }
-  }
-
-  private admit(conn: ConnId): ChorusError | undefined {
-    if ((this.inflightByConn.get(conn) ?? 0) >= CONNECTION_REQUESTS_INFLIGHT_MAX) {
-      return new OverloadedError(`over ${CONNECTION_REQUESTS_INFLIGHT_MAX} requests in flight on this connection`, { limit: CONNECTION_REQUESTS_INFLIGHT_MAX });
-    }
-    if (this.writes.size >= NODE_REQUESTS_INFLIGHT_MAX) {
-      return new OverloadedError(`node has ${NODE_REQUESTS_INFLIGHT_MAX} requests in flight`, { limit: NODE_REQUESTS_INFLIGHT_MAX });
-    }
-    return undefined;
-  }
-
-  private onPut(conn: ConnId, request: PutRequest, out: NodeOutput[]): void {
-    const invalid = checkBucketKey(request.b, request.k, this.init.limits) ?? checkValue(request.v, this.init.limits);
-    if (invalid) return this.reply(conn, errorReply(request.id, invalid), out);
-    const context = parseContext(request.ctx);
-    if (!context.ok) return this.reply(conn, errorReply(request.id, context.error), out);
-    this.coordinateWrite(conn, request, 'put', (current) => ({ context: context.value, value: request.v, current }), out);
-  }
-
-  private onDelete(conn: ConnId, request: DeleteRequest, out: NodeOutput[]): void {
-    const invalid = checkBucketKey(request.b, request.k, this.init.limits);
-    if (invalid) return this.reply(conn, errorReply(request.id, invalid), out);
-    const context = parseContext(request.ctx);
-    if (!context.ok) return this.reply(conn, errorReply(request.id, context.error), out);
-    this.coordinateWrite(conn, request, 'del', (current) => ({ context: deleteContext(current, context.value), value: null, current }), out);
-  }
-
-  /**
-   * Plans a write over the key's replicas and applies it at the first replica, which creates
-   * the dot. With one replica (this node) that is the whole write; replication fans it out.
-   */
-  private coordinateWrite(
-    conn: ConnId,
-    request: PutRequest | DeleteRequest,
-    op: 'put' | 'del',
-    plan: (current: KvObject | undefined) => { context: ReturnType<typeof join>; value: Uint8Array | null; current: KvObject | undefined },
-    out: NodeOutput[],
-  ): void {
-    const quorum = this.quorumFor(request.b, request.k, request.w ?? this.init.replication.w, request.pw ?? this.init.replication.pw, 'w');
-    if (!quorum.ok) return this.reply(conn, errorReply(request.id, quorum.error), out);
-    const first = quorum.targets[0];
-    assert(first !== undefined && first.node === this.init.nodeId, 'the coordinator is the only replica until the ring exists');
-
-    const storageKey = storageKeyOf(request.b, request.k);
-    const current = this.pending.get(storageKey)?.object ?? this.deps.store.get(request.b, request.k);
-    const { context, value } = plan(current);
-    const written = applyPut(current, context, value, this.init.actor);
-    if (written.siblings > this.init.limits.siblingsMax) {
-      const error = new InvalidRequestError(`write would leave ${written.siblings} siblings, over the limit of ${this.init.limits.siblingsMax}; read, resolve and write with the context`, {
-        siblings: written.siblings,
-        limit: this.init.limits.siblingsMax,
-      });
-      return this.reply(conn, errorReply(request.id, error), out);
-    }
-    if (written.siblings >= this.init.limits.siblingsWarn) {
-      out.push({ kind: 'log', level: 'warn', msg: 'many siblings', fields: { bucket: request.b, key: request.k, siblings: written.siblings } });
-    }
-
-    const number = this.requestNext++;
-    const deadline = this.now + this.timeoutTicks(request.timeout);
-    const ctx = written.siblings === 1 ? encodeContext(join(written.object)) : undefined;
-    this.writes.set(number, { conn, id: request.id, op, tally: new Tally(quorum.spec, quorum.targets), deadline, ctx, siblings: written.siblings });
-    this.fileDeadline(number, deadline);
-    this.inflightByConn.set(conn, (this.inflightByConn.get(conn) ?? 0) + 1);
-
-    const writeId = this.writeIdNext++;
-    this.pending.set(storageKey, { writeId, object: written.object });
-    this.batches.set(writeId, { request: number, node: this.init.nodeId, storageKey });
-    out.push({ kind: 'store-write', writeId, writes: [{ op: 'put', bucket: request.b, key: request.k, object: written.object }] });
-  }
-
-  private onGet(conn: ConnId, request: GetRequest, out: NodeOutput[]): void {
-    const invalid = checkBucketKey(request.b, request.k, this.init.limits);
-    if (invalid) return this.reply(conn, errorReply(request.id, invalid), out);
-    const quorum = this.quorumFor(request.b, request.k, request.r ?? this.init.replication.r, request.pr ?? this.init.replication.pr, 'r');
-    if (!quorum.ok) return this.reply(conn, errorReply(request.id, quorum.error), out);
-    const tally = new Tally(quorum.spec, quorum.targets);
-    let object: KvObject | undefined;
-    try {
-      object = this.deps.store.get(request.b, request.k);
-      tally.ack(this.init.nodeId);
-    } catch (error) {
-      tally.fail(this.init.nodeId);
-      out.push({ kind: 'log', level: 'error', msg: 'local read failed', fields: { bucket: request.b, key: request.k, reason: String(error) } });
-    }
-    if (tally.outcome !== 'met') {
-      const error = new StorageError('no replica could read the key', { required: tally.spec.required, received: tally.received });
-      return this.reply(conn, errorReply(request.id, error), out);
-    }
-    const values = liveValues(object);
-    const ctx = encodeContext(object === undefined ? [] : join(object));
-    this.reply(conn, { t: 'get-ok', id: request.id, found: values.length > 0, values, ctx }, out);
-  }
-
-  private onStoreDone(writeId: number, failure: string | undefined, out: NodeOutput[]): void {
-    const batch = this.batches.get(writeId);
-    if (batch === undefined) return;
-    this.batches.delete(writeId);
-    if (this.pending.get(batch.storageKey)?.writeId === writeId) this.pending.delete(batch.storageKey);
-    const write = this.writes.get(batch.request);
-    if (write === undefined) return;
-    if (failure !== undefined) {
-      out.push({ kind: 'log', level: 'error', msg: 'storage write failed', fields: { writeId, reason: failure } });
-      if (write.tally.fail(batch.node) === 'failed') {
-        this.finish(batch.request, write, out, new StorageError(`storage write failed: ${failure}`, { required: write.tally.spec.required, received: write.tally.received }));
-      }
-      return;
-    }
-    if (write.tally.ack(batch.node) === 'met') this.finish(batch.request, write, out, undefined);
-  }
-
-  private finish(request: number, write: Coordinated, out: NodeOutput[], error: ChorusError | undefined): void {
-    this.writes.delete(request);
-    const left = (this.inflightByConn.get(write.conn) ?? 1) - 1;
-    if (left > 0) this.inflightByConn.set(write.conn, left);
-    else this.inflightByConn.delete(write.conn);
-    let reply: ClientReply;
-    if (error) reply = errorReply(write.id, error);
-    else if (write.op === 'del') reply = { t: 'del-ok', id: write.id };
-    else reply = write.ctx === undefined ? { t: 'put-ok', id: write.id, siblings: write.siblings } : { t: 'put-ok', id: write.id, ctx: write.ctx, siblings: write.siblings };
-    this.reply(write.conn, reply, out);
-  }
-
-  private onClientClosed(conn: ConnId): void {
-    // Open requests still complete (their writes are already under way); only their replies are dropped.
-    this.closedConns.add(conn);
-    if (!this.inflightByConn.has(conn)) this.closedConns.delete(conn);
-  }
-
-  private reply(conn: ConnId, reply: ClientReply, out: NodeOutput[]): void {
-    if (this.closedConns.has(conn)) {
-      if (!this.inflightByConn.has(conn)) this.closedConns.delete(conn);
-      return;
-    }
-    out.push({ kind: 'client-reply', conn, reply });
-  }
-
-  private quorumFor(
-    bucket: string,
-    key: string,
-    level: Level,
-    primaryLevel: Level,
-    name: 'r' | 'w',
-  ): { ok: true; spec: QuorumSpec; targets: readonly ReplicaTarget[] } | { ok: false; error: ChorusError } {
-    const n = this.init.replication.n;
-    if (typeof level === 'number' && level > n) return { ok: false, error: new InvalidRequestError(`${name}=${level} exceeds n=${n}`, { field: name, n }) };
-    const targets = this.deps.placement.replicasFor(bucket, key, n);
-    const replicas = Math.min(n, Math.max(targets.length, 1));
-    const spec: QuorumSpec = {
-      required: Math.max(1, resolveLevel(level, replicas)),
-      primariesRequired: Math.min(resolveLevel(primaryLevel, replicas), Math.max(1, resolveLevel(level, replicas))),
+  private onAdmin(conn: ConnId, request: AdminRequest, out: NodeOutput[], events: MembershipOutput[]): void {
+    const reply = (result: unknown): void => {
+      out.push({ kind: 'client-reply', conn, reply: { t: 'admin-ok', id: request.id, result } as ClientReply });
     };
-    const shortfall = quorumShortfall(spec, targets);
-    if (shortfall) {
-      return { ok: false, error: new UnavailableError(`${name}=${spec.required} needs ${spec.required} replicas, ${shortfall.alive} alive`, shortfall) };
+    switch (request.op) {
+      case 'status':
+        return reply({
+          node: this.membership.id,
+          joined: this.membership.hasJoined,
+          localHealth: this.membership.localHealth,
+          members: this.membership.view().map(({ heardTicksAgo, ...member }) => ({
+            ...member,
+            heardMsAgo: heardTicksAgo === undefined ? null : heardTicksAgo * this.tickMs,
+          })),
+        });
+      case 'leave':
+        if (this.membership.status === 'left') {
+          out.push({ kind: 'client-reply', conn, reply: errorReply(request.id, new UnavailableError('this node has already left the cluster')) });
+          return;
+        }
+        this.membership.leave(events);
+        return reply({ node: this.membership.id, status: this.membership.status });
+      case 'bucket-set': {
+        const invalid = checkBucketProps(request);
+        if (invalid) {
+          out.push({ kind: 'client-reply', conn, reply: errorReply(request.id, invalid) });
+          return;
+        }
+        this.metadata.setBucket(request.bucket as string, request.props ?? {});
+        this.membership.metadataChanged(events);
+        return reply({ bucket: request.bucket, props: this.metadata.bucket(request.bucket as string) });
+      }
+      case 'bucket-list':
+        return reply({ buckets: this.metadata.listBuckets() });
     }
-    return { ok: true, spec, targets };
-  }
-
-  private timeoutTicks(timeoutMs: number | undefined): number {
-    return Math.max(1, Math.ceil((timeoutMs ?? this.init.requestTimeoutMs) / this.init.tickMs));
-  }
-
-  private fileDeadline(request: number, deadline: number): void {
-    const list = this.deadlines.get(deadline);
-    if (list) list.push(request);
-    else this.deadlines.set(deadline, [request]);
   }
 }
 
-function storageKeyOf(bucket: string, key: string): string {
-  return `${bucket}\0${key}`;
+function checkBucketProps(request: AdminRequest): InvalidRequestError | undefined {
+  if (request.bucket === undefined || request.bucket.length === 0) return new InvalidRequestError('bucket-set needs a bucket name', { field: 'bucket' });
+  const props = request.props ?? {};
+  if (Object.keys(props).length === 0) return new InvalidRequestError('bucket-set needs at least one property', { field: 'props' });
+  const n = props.n;
+  for (const name of ['r', 'w'] as const) {
+    const level = props[name];
+    if (typeof level === 'number' && n !== undefined && level > n) return new InvalidRequestError(`${name}=${level} exceeds n=${n}`, { field: name });
+    if (level === 0) return new InvalidRequestError(`${name} must be at least 1`, { field: name });
+  }
+  return undefined;
 }
 
-function errorReply(id: number, error: ChorusError): ClientReply {
-  return { t: 'err', id, code: error.code, msg: error.message, details: { ...error.details } };
+/** The incarnation as it is persisted: 8 bytes, big-endian. */
+export function encodeUint(value: number): Uint8Array {
+  const bytes = new Uint8Array(8);
+  new DataView(bytes.buffer).setBigUint64(0, BigInt(value), false);
+  return bytes;
+}
+
+export function decodeUint(bytes: Uint8Array | undefined): number {
+  if (bytes === undefined || bytes.byteLength !== 8) return 0;
+  return Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, false));
 }

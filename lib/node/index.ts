@@ -1,3 +1,4 @@
+export * from './coordinator.js';
 export * from './core.js';
 export * from './io.js';
 export * from './placement.js';

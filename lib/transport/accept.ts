@@ -22,6 +22,9 @@ import { CLOSE, closeReasonText, Connection, toBytes } from './connection.js';
 
 export type Role = 'client' | 'peer';
 
+/** The refusal a node gives itself when a seed list leads it to its own address. */
+export const SELF_CONNECTION_REASON = 'a node cannot connect to itself';
+
 export interface RoleOptions<In> {
   /** Messages this role may send once the handshake is done. */
   readonly schema: z.ZodType<In>;
@@ -141,6 +144,7 @@ function handshake<ClientIn, PeerIn>(ws: WebSocket, role: Role, remote: string, 
       const chosen = negotiateVersion(message.vmin, message.vmax);
       if (chosen === undefined) return refuse(`no common protocol version: this node speaks ${PROTOCOL_VERSION_MIN}..${PROTOCOL_VERSION_MAX}`);
       if (role === 'peer' && !message.node) return refuse('a peer must name its node id');
+      if (role === 'peer' && message.node === options.nodeId) return refuse(SELF_CONNECTION_REASON);
       if (message.nonce.byteLength !== NONCE_BYTES) return refuse(`nonce must be ${NONCE_BYTES} bytes`);
       version = chosen;
       const secret = roleOptions.secret;

@@ -1,5 +1,5 @@
 /**
- * Proves the node core's single-node data path by stepping it directly, with a map standing
+ * Proves the coordinator's single-node data path by stepping it directly, with a map standing
  * in for the disk that the test makes durable when it chooses: puts are acknowledged only
  * after their write is durable; a put with a read's context supersedes what it saw, and
  * puts without one keep siblings (also when two arrive before either is durable); gets
@@ -13,8 +13,8 @@ import { DATA_LIMITS_DEFAULT } from '../../lib/base/limits.js';
 import { encodeContext } from '../../lib/clock/context.js';
 import type { KvObject } from '../../lib/clock/object.js';
 import type { ClientReply, ClientRequest } from '../../lib/codec/messages.js';
-import { NodeCore, type NodeCoreInit } from '../../lib/node/core.js';
-import type { NodeOutput } from '../../lib/node/io.js';
+import { Coordinator, type CoordinatorInit } from '../../lib/node/coordinator.js';
+import type { NodeInput, NodeOutput } from '../../lib/node/io.js';
 import { singleNodePlacement } from '../../lib/node/placement.js';
 import type { StoreWrite } from '../../lib/node/ports.js';
 
@@ -26,11 +26,11 @@ class Harness {
   readonly undurable: { writeId: number; writes: readonly StoreWrite[] }[] = [];
   readonly replies: ClientReply[] = [];
   readonly logs: NodeOutput[] = [];
-  readonly core: NodeCore;
+  readonly core: Coordinator;
   private id = 1;
 
-  constructor(init: Partial<NodeCoreInit> = {}) {
-    this.core = new NodeCore(
+  constructor(init: Partial<CoordinatorInit> = {}) {
+    this.core = new Coordinator(
       { store: { get: (b, k) => this.disk.get(`${b}\0${k}`) }, placement: singleNodePlacement('n1') },
       {
         nodeId: 'n1',
@@ -50,9 +50,27 @@ class Harness {
     return id;
   }
 
-  step(input: Parameters<NodeCore['step']>[0]): void {
+  step(input: NodeInput): void {
     const out: NodeOutput[] = [];
-    this.core.step(input, out);
+    switch (input.kind) {
+      case 'tick':
+        this.core.onTick(out);
+        break;
+      case 'client-request':
+        if (input.request.t !== 'admin') this.core.onClientRequest(input.conn, input.request, out);
+        break;
+      case 'client-closed':
+        this.core.onClientClosed(input.conn);
+        break;
+      case 'store-durable':
+        this.core.onStoreDone(input.writeId, undefined, out);
+        break;
+      case 'store-failed':
+        this.core.onStoreDone(input.writeId, input.reason, out);
+        break;
+      default:
+        throw new Error(`the coordinator takes no ${input.kind}`);
+    }
     for (const o of out) {
       if (o.kind === 'client-reply') this.replies.push(o.reply);
       else if (o.kind === 'store-write') this.undurable.push({ writeId: o.writeId, writes: o.writes });
@@ -90,7 +108,7 @@ class Harness {
   }
 }
 
-describe('node core: single-node data path', () => {
+describe('coordinator: single-node data path', () => {
   it('acknowledges a put only once its write is durable, then a get returns it', () => {
     const h = new Harness();
     const id = h.send({ t: 'put', b: 'users', k: 'ada', v: bytes('Ada') });
@@ -240,7 +258,7 @@ describe('node core: single-node data path', () => {
   });
 });
 
-describe('node core: forged contexts cannot grow a clock without bound', () => {
+describe('coordinator: forged contexts cannot grow a clock without bound', () => {
   it('ignores unknown context actors past the bound, so the stored clock stays readable', () => {
     const h = new Harness();
     h.put('b', 'k', 'v0');
