@@ -9,6 +9,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { bucketList, bucketSet, leave, runAdmin, status } from './admin-commands.js';
 import { runDataCommand } from './data-commands.js';
 import { runStart } from './start.js';
 
@@ -20,7 +21,7 @@ function clientOptions(command: Command): Command {
     .addOption(new Option('--cluster <name>', 'cluster name').env('CHORUS_CLUSTER_NAME').default('chorus'))
     .addOption(new Option('--secret <secret>', 'the cluster client secret, if it has one').env('CHORUS_CLUSTER_CLIENT_SECRET'))
     .option('--timeout <ms>', 'request timeout in milliseconds', '5000')
-    .option('--json', 'read VALUE as JSON, print results as JSON');
+    .option('--json', 'print results as JSON (and, for put, read VALUE as JSON)');
 }
 
 export function buildProgram(): Command {
@@ -67,6 +68,27 @@ export function buildProgram(): Command {
     .action(async (bucket: string, key: string, options) => {
       process.exitCode = await runDataCommand('del', { bucket, key }, options);
     });
+
+  clientOptions(program.command('status').description('print the member table as a node sees it (exit 2 when any member is suspect or dead)')).action(async (options) => {
+    process.exitCode = await runAdmin(options, (client) => status(client, options));
+  });
+
+  clientOptions(program.command('leave').description('make the node leave the cluster gracefully (leaving, then left)')).action(async (options) => {
+    process.exitCode = await runAdmin(options, (client) => leave(client, options));
+  });
+
+  const bucket = program.command('bucket').description('bucket properties in cluster metadata');
+  clientOptions(bucket.command('set <name>').description('set bucket properties; concurrent changes at different nodes merge'))
+    .option('--n <n>', 'replicas per key')
+    .option('--r <level>', 'default read quorum: one, quorum, all or a number')
+    .option('--w <level>', 'default write quorum: one, quorum, all or a number')
+    .option('--type <type>', 'kv, counter, set, map, register, flag or doc')
+    .action(async (name: string, options) => {
+      process.exitCode = await runAdmin(options, (client) => bucketSet(client, name, options));
+    });
+  clientOptions(bucket.command('list').description('list buckets with properties')).action(async (options) => {
+    process.exitCode = await runAdmin(options, (client) => bucketList(client, options));
+  });
 
   return program;
 }

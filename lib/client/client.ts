@@ -25,7 +25,7 @@ import {
 import { checkValueBytes, decodeValue, encodeValue } from '../codec/cbor.js';
 import { checkBucketKey, checkValue } from '../codec/request-limits.js';
 import { REQUEST_TIMEOUT_MS_MAX } from '../base/limits.js';
-import type { ClientReply, ClientRequest, DeleteRequest, GetRequest, Level, PutRequest } from '../codec/messages.js';
+import type { AdminRequest, ClientReply, ClientRequest, DeleteRequest, GetRequest, Level, PutRequest } from '../codec/messages.js';
 import { contextFromString, contextToString, type Context } from './context.js';
 import { CLIENT_INFLIGHT_MAX, CLIENT_TIMEOUT_GRACE_MS } from './limits.js';
 import { Link } from './link.js';
@@ -207,6 +207,19 @@ export class Client {
     if (reply.t !== 'del-ok') throw unexpected(reply);
   }
 
+  /**
+   * An operator request to the first connected node: `status` (its member table), `leave`
+   * (a graceful departure), `bucket-set` (bucket properties in cluster metadata), `bucket-list`.
+   */
+  async admin(op: AdminRequest['op'], args: { bucket?: string; props?: AdminRequest['props'] } & RequestOptions = {}): Promise<unknown> {
+    const request: AdminRequest = { t: 'admin', id: 0, op, timeout: this.timeout(args) };
+    if (args.bucket !== undefined) request.bucket = args.bucket;
+    if (args.props !== undefined) request.props = args.props;
+    const reply = await this.request(request, args);
+    if (reply.t !== 'admin-ok') throw unexpected(reply);
+    return reply.result;
+  }
+
   /** Closes every link; requests still open fail with CLOSED. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -297,6 +310,7 @@ export class Client {
 
   /** The node checks every request; checking here too refuses an oversized one without sending it. */
   private checkLimits(request: ClientRequest): ChorusError | undefined {
+    if (request.t === 'admin') return undefined;
     const limits = this.links.find((l) => l.ready)?.welcome?.limits ?? UNKNOWN_LIMITS;
     return checkBucketKey(request.b, request.k, limits) ?? (request.t === 'put' ? checkValue(request.v, limits) : undefined);
   }

@@ -6,7 +6,13 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export type Operation = 'put' | 'get' | 'del';
+export type Operation = 'put' | 'get' | 'del' | 'admin';
+
+export interface MetricsSources {
+  inflight(): number;
+  members(): readonly { readonly live: string; readonly status: string }[];
+  localHealth(): number;
+}
 
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -21,8 +27,10 @@ export class NodeMetrics {
   private readonly latencyByOp = new Map<Operation, { observe(value: number): void }>();
   private readonly requestsByOutcome = new Map<string, { inc(): void }>();
 
-  /** `inflight` reads the core's count at scrape time instead of on every step. */
-  constructor(labels: { node: string }, inflight: () => number, process = true) {
+  readonly peerDropped: Counter;
+
+  /** Gauges read the core at scrape time instead of on every step. */
+  constructor(labels: { node: string }, read: MetricsSources, process = true) {
     this.registry.setDefaultLabels(labels);
     this.requests = new Counter({
       name: 'chorus_requests_total',
@@ -43,8 +51,31 @@ export class NodeMetrics {
       help: 'Client writes being coordinated (waiting for durable acknowledgements).',
       registers: [this.registry],
       collect() {
-        this.set(inflight());
+        this.set(read.inflight());
       },
+    });
+    new Gauge({
+      name: 'chorus_members',
+      help: 'Members this node knows of, by liveness and status (itself included).',
+      labelNames: ['live', 'status'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const member of read.members()) this.inc({ live: member.live, status: member.status });
+      },
+    });
+    new Gauge({
+      name: 'chorus_local_health',
+      help: "Lifeguard's local health score: 0 is healthy; higher stretches this node's probe timeouts.",
+      registers: [this.registry],
+      collect() {
+        this.set(read.localHealth());
+      },
+    });
+    this.peerDropped = new Counter({
+      name: 'chorus_peer_messages_dropped_total',
+      help: 'Peer messages dropped because the peer could not be reached (the protocol tolerates loss).',
+      registers: [this.registry],
     });
     this.clientConnections = new Gauge({ name: 'chorus_client_connections', help: 'Open client connections.', registers: [this.registry] });
     this.refused = new Counter({

@@ -11,24 +11,25 @@
  *   inputs, and replies go back through the connection's per-turn batching.
  */
 
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
-import { z } from 'zod';
 import { FRAME_OVERHEAD_BYTES, type DataLimits } from '../base/limits.js';
-import { clientRequestSchema, type ClientReply, type ClientRequest } from '../codec/messages.js';
+import { clientRequestSchema, peerMessageSchema, type ClientReply, type ClientRequest } from '../codec/messages.js';
 import type { ChorusConfig } from '../config/index.js';
 import { createHttpServer } from '../http/server.js';
-import { NodeCore } from '../node/core.js';
+import { decodeUint, encodeUint, META_INCARNATION, META_METADATA, NodeCore } from '../node/core.js';
+import { PROFILES, profileTicks } from '../membership/profile.js';
 import type { NodeInput, NodeOutput } from '../node/io.js';
-import { singleNodePlacement } from '../node/placement.js';
 import type { StoreWrite } from '../node/ports.js';
 import { openStore, type Store } from '../storage/index.js';
 import { attachAcceptor } from '../transport/accept.js';
 import type { Connection } from '../transport/connection.js';
 import { loadIdentity, type Identity } from './identity.js';
 import { NodeMetrics, type Operation } from './metrics.js';
+import { PeerLinks } from './peers.js';
 
 /**
  * Client requests stepped per turn of the event loop. 64 requests take well under a
@@ -44,8 +45,11 @@ const REQUESTS_PER_TURN_MAX = 64;
  */
 const INTAKE_REQUESTS_MAX = 16_384;
 
-/** Ticks replayed at most after a stall; beyond this the core simply sees time jump less. */
-const TICKS_CATCH_UP_MAX = 1000;
+/**
+ * Ticks the event loop may fall behind before the runtime treats it as a stall (half a second
+ * at the default 10 ms): less is replayed tick by tick, more is skipped and reported.
+ */
+const STALL_TICKS_MIN = 50;
 
 export interface RunningNode {
   readonly nodeId: string;
@@ -77,14 +81,17 @@ export async function startNode(config: ChorusConfig, options: StartOptions = {}
   }
   const log = logger.child({ node: identity.nodeId });
   if (identity.fresh) log.info({ actor: identity.actor, dataDir: config.node.dataDir }, 'new storage epoch');
-  const runtime = new NodeRuntime(config, store, identity, log);
+  // A restarted node must be newer news than anything it said before: one above the last incarnation, kept at once.
+  const incarnation = decodeUint(store.getMeta(META_INCARNATION)) + 1;
+  await store.setMeta(META_INCARNATION, encodeUint(incarnation));
+  const runtime = new NodeRuntime(config, store, identity, incarnation, log);
   try {
     await runtime.listen();
   } catch (error) {
     await runtime.stop();
     throw error;
   }
-  log.info({ address: runtime.address, engine: store.engine, durability: config.storage.durability }, 'ready');
+  log.info({ address: runtime.address, engine: store.engine, durability: config.storage.durability, incarnation, seeds: config.node.seeds.length }, 'ready');
   return runtime;
 }
 
@@ -108,8 +115,11 @@ class NodeRuntime implements RunningNode {
   readonly logger: Logger;
   private readonly config: ChorusConfig;
   private readonly store: Store;
-  private readonly core: NodeCore;
+  /** Created once the port is bound: the node's address is part of its membership state. */
+  private core!: NodeCore;
+  private readonly incarnation: number;
   private readonly metrics: NodeMetrics;
+  private readonly peers: PeerLinks;
   private readonly http = createHttpServer({
     readiness: () => this.readiness(),
     status: () => this.status(),
@@ -136,23 +146,36 @@ class NodeRuntime implements RunningNode {
   private readonly startedMs = Date.now();
   address = '';
 
-  constructor(config: ChorusConfig, store: Store, identity: Identity, logger: Logger) {
+  constructor(config: ChorusConfig, store: Store, identity: Identity, incarnation: number, logger: Logger) {
     this.config = config;
     this.store = store;
     this.nodeId = identity.nodeId;
     this.actor = identity.actor;
+    this.incarnation = incarnation;
     this.logger = logger;
-    this.metrics = new NodeMetrics({ node: identity.nodeId }, () => this.core.inflight);
+    this.metrics = new NodeMetrics({ node: identity.nodeId }, {
+      inflight: () => this.core?.inflight ?? 0,
+      members: () => this.core?.membership.view() ?? [],
+      localHealth: () => this.core?.membership.localHealth ?? 0,
+    });
     const limits: DataLimits = config.limits;
-    this.core = new NodeCore(
-      { store, placement: singleNodePlacement(identity.nodeId) },
+    this.peers = new PeerLinks(
       {
         nodeId: identity.nodeId,
-        actor: identity.actor,
-        limits,
-        replication: config.replication,
-        requestTimeoutMs: config.replication.requestTimeoutMs,
-        tickMs: config.runtime.tickMs,
+        host: config.node.host,
+        cluster: config.cluster.name,
+        secret: config.cluster.secret,
+        handshakeTimeoutMs: config.transport.handshakeTimeoutMs,
+        pingIntervalMs: config.transport.pingIntervalMs,
+        reconnectDelayMs: config.transport.reconnectDelayMs,
+        reconnectDelayMsMax: config.transport.reconnectDelayMsMax,
+        frameBytesMax: config.transport.peerFrameBytesMax,
+        logger,
+      },
+      {
+        onMessage: (from, message) => this.step({ kind: 'peer-message', from, message }),
+        onUnreachable: (node, addr, reason) => this.step({ kind: 'peer-unreachable', node, addr, reason }),
+        onDropped: (count) => this.metrics.peerDropped.inc(count),
       },
     );
     this.acceptor = attachAcceptor(this.http, {
@@ -169,19 +192,21 @@ class NodeRuntime implements RunningNode {
         limits: { bucketBytesMax: limits.bucketBytesMax, keyBytesMax: limits.keyBytesMax, valueBytesMax: limits.valueBytesMax },
       },
       peer: {
-        // Peer-to-peer messages arrive with membership and replication; until then a peer may only handshake.
-        schema: z.never(),
+        schema: peerMessageSchema,
         frameBytesMaxIn: config.transport.peerFrameBytesMax,
         frameBytesMaxOut: config.transport.peerFrameBytesMax,
         secret: config.cluster.secret,
       },
       onClient: (conn, info) => this.onClient(conn, info.remote),
       onPeer: (conn, info) => {
-        this.logger.info({ peer: info.node, remote: info.remote }, 'peer connected');
+        this.logger.debug({ peer: info.node, remote: info.remote }, 'peer connected');
         conn.onClose((reason) => {
-          if (reason.code === 1002) this.metrics.protocolErrors.inc({ role: 'peer' });
-          this.logger.info({ peer: info.node, code: reason.code, reason: reason.reason }, 'peer disconnected');
+          if (reason.code !== 1002 && reason.code !== 1009) return;
+          this.metrics.protocolErrors.inc({ role: 'peer' });
+          this.logger.warn({ peer: info.node, remote: info.remote, code: reason.code, reason: reason.reason }, 'peer connection closed for bad input');
         });
+        if (this.core === undefined || info.node === undefined) return conn.close(1001, 'node is starting');
+        this.peers.accept(conn, info.node);
       },
       onRefused: ({ role, remote, reason }) => {
         this.metrics.refused.inc({ role });
@@ -200,6 +225,24 @@ class NodeRuntime implements RunningNode {
     });
     const bound = this.http.address() as AddressInfo;
     this.address = `${this.config.node.host}:${bound.port}`;
+    const config = this.config;
+    this.core = new NodeCore(
+      { store: this.store },
+      {
+        nodeId: this.nodeId,
+        actor: this.actor,
+        limits: config.limits,
+        replication: config.replication,
+        requestTimeoutMs: config.replication.requestTimeoutMs,
+        tickMs: config.runtime.tickMs,
+        self: { id: this.nodeId, addr: this.address, zone: config.node.zone, vnodes: config.node.vnodes },
+        incarnation: this.incarnation,
+        seeds: config.node.seeds,
+        profile: profileTicks(PROFILES[config.membership.profile], config.runtime.tickMs),
+        metadata: this.store.getMeta(META_METADATA),
+        seed: randomBytes(4).readUInt32BE(0),
+      },
+    );
     this.tickOriginMs = performance.now();
     this.ticker = setInterval(() => this.tick(), this.config.runtime.tickMs);
     this.listening = true;
@@ -209,6 +252,7 @@ class NodeRuntime implements RunningNode {
     if (this.stopping) return;
     this.stopping = true;
     if (this.ticker) clearInterval(this.ticker);
+    this.peers.close();
     this.acceptor.close();
     await new Promise<void>((resolve) => {
       if (!this.listening) return resolve();
@@ -226,6 +270,8 @@ class NodeRuntime implements RunningNode {
     if (this.stopping) return { ready: false, reason: 'node is shutting down' };
     if (!this.listening) return { ready: false, reason: 'node is starting' };
     if (this.storeFailure !== undefined) return { ready: false, reason: `storage failed: ${this.storeFailure}` };
+    if (!this.core.membership.hasJoined) return { ready: false, reason: 'joining: no seed has answered yet' };
+    if (this.core.membership.status === 'left') return { ready: false, reason: 'this node has left the cluster' };
     return { ready: true };
   }
 
@@ -241,6 +287,21 @@ class NodeRuntime implements RunningNode {
       storage: { engine: this.store.engine, durability: this.config.storage.durability, keys: this.store.count() },
       requestsInflight: this.core.inflight,
       clientConnections: this.clients.size,
+      incarnation: this.core.membership.incarnation,
+      status: this.core.membership.status,
+      joined: this.core.membership.hasJoined,
+      localHealth: this.core.membership.localHealth,
+      peersConnected: this.peers.connected.length,
+      members: this.core.membership.view().map((m) => ({
+        id: m.id,
+        addr: m.addr,
+        zone: m.zone,
+        status: m.status,
+        live: m.live,
+        incarnation: m.inc,
+        heardMsAgo: m.heardTicksAgo === undefined ? null : m.heardTicksAgo * this.config.runtime.tickMs,
+      })),
+      buckets: this.core.metadata.listBuckets(),
     };
   }
 
@@ -301,13 +362,16 @@ class NodeRuntime implements RunningNode {
 
   private tick(): void {
     const due = Math.floor((performance.now() - this.tickOriginMs) / this.config.runtime.tickMs);
-    let behind = due - this.ticksDone;
-    if (behind > TICKS_CATCH_UP_MAX) {
-      this.logger.warn({ ticksBehind: behind }, 'event loop stalled; skipping ticks');
-      this.ticksDone = due - TICKS_CATCH_UP_MAX;
-      behind = TICKS_CATCH_UP_MAX;
+    const behind = due - this.ticksDone;
+    if (behind > STALL_TICKS_MIN) {
+      // A pause (SIGSTOP) or a long GC: replaying the missed ticks would fire every timeout at
+      // once on a stale view. Time jumps one tick instead, and the core re-probes first.
+      this.ticksDone = due - 1;
+      this.step({ kind: 'stalled', ticks: behind });
+    } else if (behind > 1) {
+      this.step({ kind: 'loop-lag', ticks: behind - 1 });
     }
-    for (; behind > 0; behind--) {
+    for (; this.ticksDone < due; ) {
       this.ticksDone++;
       this.step({ kind: 'tick' });
     }
@@ -329,6 +393,14 @@ class NodeRuntime implements RunningNode {
         return;
       case 'log':
         this.logger[output.level](output.fields, output.msg);
+        return;
+      case 'send':
+        this.peers.send(output.to, output.message);
+        return;
+      case 'meta-write':
+        this.store.setMeta(output.name, output.value).catch((error: unknown) => {
+          this.logger.error({ name: output.name, reason: String(error) }, 'writing node metadata failed');
+        });
         return;
     }
   }

@@ -1,0 +1,160 @@
+/**
+ * Operator commands over the authenticated client connection: `status`, `leave`,
+ * `bucket set` and `bucket list`.
+ *
+ * `status` prints the member table as the node sees it, with a legend, and exits 2 when any
+ * member that has not left is suspect or dead, so scripts and health checks can use it.
+ */
+
+import { ChorusError } from '../base/errors.js';
+import { connect, type Client } from '../client/client.js';
+import type { Level } from '../codec/messages.js';
+
+export interface AdminFlags {
+  readonly node: string;
+  readonly cluster: string;
+  readonly secret?: string;
+  readonly timeout: string;
+  readonly json?: boolean;
+}
+
+interface StatusRow {
+  readonly id: string;
+  readonly addr: string;
+  readonly zone: string;
+  readonly status: string;
+  readonly live: string;
+  readonly inc: number;
+  readonly heardMsAgo: number | null;
+}
+
+interface StatusResult {
+  readonly node: string;
+  readonly joined: boolean;
+  readonly localHealth: number;
+  readonly members: StatusRow[];
+}
+
+export class UsageError extends Error {}
+
+export const LEGEND = [
+  'status:   joining (pulling the member table) · up · leaving · left (departed gracefully)',
+  'liveness: alive · suspect (missed probes; will be declared dead unless it refutes) · dead',
+  'inc:      incarnation, raised by a member to refute a suspicion or when it restarts',
+  'heard:    time since this node last heard from the member directly',
+].join('\n');
+
+async function withClient<T>(flags: AdminFlags, run: (client: Client) => Promise<T>): Promise<T> {
+  const timeoutMs = Number(flags.timeout);
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout must be a positive number of milliseconds, got ${flags.timeout}`);
+  const client = await connect({ nodes: [flags.node], cluster: flags.cluster, secret: flags.secret ?? null, timeoutMs, connectTimeoutMs: timeoutMs });
+  try {
+    return await run(client);
+  } finally {
+    await client.close();
+  }
+}
+
+export async function runAdmin(flags: AdminFlags, run: (client: Client) => Promise<number>): Promise<number> {
+  try {
+    return await withClient(flags, run);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`chorus: ${error.message}\n`);
+      return 2;
+    }
+    if (flags.json === true && error instanceof ChorusError) process.stdout.write(JSON.stringify({ error: error.toJSON() }) + '\n');
+    process.stderr.write(`chorus: ${error instanceof ChorusError ? `${error.code}: ` : ''}${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}
+
+export async function status(client: Client, flags: AdminFlags): Promise<number> {
+  const result = (await client.admin('status')) as StatusResult;
+  const unhealthy = result.members.filter((m) => m.status !== 'left' && m.live !== 'alive');
+  if (flags.json === true) {
+    process.stdout.write(JSON.stringify(result) + '\n');
+  } else {
+    process.stdout.write(renderStatus(result) + '\n');
+  }
+  return unhealthy.length > 0 ? 2 : 0;
+}
+
+export function renderStatus(result: StatusResult): string {
+  const header = ['ID', 'ADDRESS', 'ZONE', 'STATUS', 'LIVENESS', 'INC', 'HEARD'];
+  const rows = result.members.map((m) => [
+    m.id === result.node ? `${m.id} (this node)` : m.id,
+    m.addr,
+    m.zone,
+    m.status,
+    m.live,
+    String(m.inc),
+    m.heardMsAgo === null ? (m.id === result.node ? '-' : 'never') : formatAge(m.heardMsAgo),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd();
+  const counts = ['alive', 'suspect', 'dead'].map((live) => `${result.members.filter((m) => m.live === live && m.status !== 'left').length} ${live}`);
+  const summary = `${result.members.length} members: ${counts.join(', ')}, ${result.members.filter((m) => m.status === 'left').length} left${result.joined ? '' : ' (this node has not joined yet)'}`;
+  return [line(header), ...rows.map(line), '', summary, '', LEGEND].join('\n');
+}
+
+function formatAge(ms: number): string {
+  return ms < 1000 ? `${ms}ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 60_000)}m`;
+}
+
+export async function leave(client: Client, flags: AdminFlags): Promise<number> {
+  const result = (await client.admin('leave')) as { node: string; status: string };
+  process.stdout.write(flags.json === true ? JSON.stringify(result) + '\n' : `${result.node} is ${result.status}; it will be marked left once the news has spread\n`);
+  return 0;
+}
+
+export interface BucketFlags extends AdminFlags {
+  readonly n?: string;
+  readonly r?: string;
+  readonly w?: string;
+  readonly type?: string;
+}
+
+function level(text: string | undefined, name: string): Level | undefined {
+  if (text === undefined) return undefined;
+  if (text === 'one' || text === 'quorum' || text === 'all') return text;
+  if (/^\d{1,2}$/.test(text) && Number(text) >= 1) return Number(text);
+  throw new UsageError(`--${name} must be one, quorum, all or a number from 1, got ${text}`);
+}
+
+const TYPES = ['kv', 'counter', 'set', 'map', 'register', 'flag', 'doc'] as const;
+
+export async function bucketSet(client: Client, name: string, flags: BucketFlags): Promise<number> {
+  const props: { n?: number; r?: Level; w?: Level; type?: (typeof TYPES)[number] } = {};
+  if (flags.n !== undefined) {
+    if (!/^\d{1,2}$/.test(flags.n) || Number(flags.n) < 1 || Number(flags.n) > 16) throw new UsageError(`--n must be a number from 1 to 16, got ${flags.n}`);
+    props.n = Number(flags.n);
+  }
+  const r = level(flags.r, 'r');
+  const w = level(flags.w, 'w');
+  if (r !== undefined) props.r = r;
+  if (w !== undefined) props.w = w;
+  if (flags.type !== undefined) {
+    if (!(TYPES as readonly string[]).includes(flags.type)) throw new UsageError(`--type must be one of ${TYPES.join(', ')}, got ${flags.type}`);
+    props.type = flags.type as (typeof TYPES)[number];
+  }
+  if (Object.keys(props).length === 0) throw new UsageError('bucket set needs at least one of --n, --r, --w, --type');
+  const result = (await client.admin('bucket-set', { bucket: name, props })) as { bucket: string; props: unknown };
+  process.stdout.write(flags.json === true ? JSON.stringify(result) + '\n' : `${result.bucket}: ${JSON.stringify(result.props)}\n`);
+  return 0;
+}
+
+export async function bucketList(client: Client, flags: AdminFlags): Promise<number> {
+  const result = (await client.admin('bucket-list')) as { buckets: Record<string, Record<string, unknown>> };
+  if (flags.json === true) {
+    process.stdout.write(JSON.stringify(result) + '\n');
+    return 0;
+  }
+  const names = Object.keys(result.buckets);
+  if (names.length === 0) process.stdout.write('no bucket has properties set; every bucket uses the cluster defaults\n');
+  for (const name of names) {
+    const props = result.buckets[name] ?? {};
+    process.stdout.write(`${name}  ${Object.entries(props).map(([k, v]) => `${k}=${String(v)}`).join(' ')}\n`);
+  }
+  return 0;
+}
