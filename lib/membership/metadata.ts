@@ -2,8 +2,11 @@
  * Cluster metadata: bucket properties in a Yjs document that every node holds.
  *
  * Administrative changes can be made at any node at the same time; Yjs merges them without
- * coordination (each bucket is a Y.Map, so two nodes changing different properties of one
- * bucket both win, and one property set twice settles on the same value everywhere). The
+ * coordination. Each property of each bucket is its own entry of one flat Y.Map, keyed
+ * `bucket ‖ 0 ‖ property`: two nodes changing different properties of one bucket both win,
+ * and one property set twice settles on the same value everywhere. (Nesting a Y.Map per
+ * bucket would not do: two nodes creating the same bucket at once would each create a map,
+ * and one map, with its properties, would lose.) The
  * document spreads by state-vector exchange during push-pull: a node sends its state vector,
  * the other answers with exactly the update it lacks.
  *
@@ -27,12 +30,12 @@ export interface BucketProps {
 
 export class ClusterMetadata {
   private readonly doc = new Y.Doc({ gc: true });
-  private readonly buckets: Y.Map<Y.Map<unknown>>;
+  private readonly props: Y.Map<unknown>;
 
   constructor(prng: Prng, persisted?: Uint8Array) {
     // Yjs picks a random client id; the core's randomness must come from its seeded PRNG.
     this.doc.clientID = prng.nextUint32();
-    this.buckets = this.doc.getMap('buckets');
+    this.props = this.doc.getMap('bucket-props');
     if (persisted !== undefined && persisted.byteLength > 0) this.apply(persisted);
   }
 
@@ -67,24 +70,22 @@ export class ClusterMetadata {
 
   setBucket(name: string, props: BucketProps): void {
     this.doc.transact(() => {
-      let bucket = this.buckets.get(name);
-      if (bucket === undefined) {
-        bucket = new Y.Map<unknown>();
-        this.buckets.set(name, bucket);
-      }
-      for (const [key, value] of Object.entries(props)) if (value !== undefined) bucket.set(key, value);
+      for (const [key, value] of Object.entries(props)) if (value !== undefined) this.props.set(`${name}\u0000${key}`, value);
     });
   }
 
   bucket(name: string): BucketProps | undefined {
-    const bucket = this.buckets.get(name);
-    return bucket === undefined ? undefined : (bucket.toJSON() as BucketProps);
+    return this.listBuckets()[name];
   }
 
   listBuckets(): Record<string, BucketProps> {
-    const out: Record<string, BucketProps> = {};
-    for (const name of [...this.buckets.keys()].sort()) out[name] = this.buckets.get(name)?.toJSON() as BucketProps;
-    return out;
+    const out: Record<string, Record<string, unknown>> = {};
+    for (const key of [...this.props.keys()].sort()) {
+      const split = key.indexOf('\u0000');
+      const bucket = key.slice(0, split);
+      (out[bucket] ??= {})[key.slice(split + 1)] = this.props.get(key);
+    }
+    return out as Record<string, BucketProps>;
   }
 }
 

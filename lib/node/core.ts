@@ -166,6 +166,7 @@ export class NodeCore {
 
 function checkBucketProps(request: AdminRequest): InvalidRequestError | undefined {
   if (request.bucket === undefined || request.bucket.length === 0) return new InvalidRequestError('bucket-set needs a bucket name', { field: 'bucket' });
+  if (request.bucket.includes('\0')) return new InvalidRequestError('bucket must not contain a zero character', { field: 'bucket' });
   const props = request.props ?? {};
   if (Object.keys(props).length === 0) return new InvalidRequestError('bucket-set needs at least one property', { field: 'props' });
   const n = props.n;
