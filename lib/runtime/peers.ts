@@ -23,6 +23,12 @@ import { dial } from '../transport/dial.js';
 /** Messages waiting for one address's dial; membership messages are small and soon stale. */
 export const PEER_DIAL_QUEUE_MAX = 256;
 
+/**
+ * Bytes queued to one peer's socket beyond which new messages to it are dropped: a peer that
+ * stopped reading (paused, partitioned without a reset) must not grow our memory.
+ */
+export const PEER_BACKLOG_BYTES_MAX = 8 * 1024 * 1024;
+
 export interface PeerLinksOptions {
   readonly nodeId: string;
   readonly host: string;
@@ -74,7 +80,10 @@ export class PeerLinks {
   send(to: PeerTarget, message: PeerMessage): void {
     if (this.closed) return;
     const open = to.node === undefined ? undefined : this.openConnection(to.node);
-    if (open) return open.send(message);
+    if (open) {
+      if (open.backlogBytes > PEER_BACKLOG_BYTES_MAX) return this.events.onDropped(1);
+      return open.send(message);
+    }
     if (to.addr === '') return this.events.onDropped(1);
     if (this.selfAddresses.has(to.addr)) return this.events.onUnreachable(to.node, to.addr, 'self');
     const pending = this.dialing.get(to.addr);
