@@ -41,6 +41,9 @@ export const UPDATES_PER_MESSAGE_MAX = 32;
 /** Indirect probes this node relays at once for others; past it ping-reqs are dropped (the asker has k others). */
 export const RELAYS_MAX = 1024;
 
+/** Members an administrative metadata change is pushed to at once; changes are rare and small. */
+export const METADATA_PUSH_FANOUT = 16;
+
 /** Yjs's encoding of an update with nothing in it. */
 const EMPTY_UPDATE_BYTES = 2;
 
@@ -125,6 +128,8 @@ export class Membership {
   private nextGossipTick = 0;
   private nextPushPullTick = 0;
   private joined: boolean;
+  /** Whether any seed (or any member, through a push-pull reply) has answered. */
+  private seedsAnswered: boolean;
   private nextJoinTick = 0;
   private joinDelayTicks: number;
   private leaveAtTick: number | undefined;
@@ -134,7 +139,10 @@ export class Membership {
     this.metadata = deps.metadata;
     this.profile = init.profile;
     this.seeds = init.seeds.filter((s) => s !== init.self.addr);
-    this.joined = this.seeds.length === 0;
+    // A node that is its own seed (or has none) may form a cluster alone; it still reaches
+    // for the other seeds, so that nodes given the same seed list end up in one cluster.
+    this.joined = this.seeds.length < init.seeds.length || this.seeds.length === 0;
+    this.seedsAnswered = this.seeds.length === 0;
     this.self = { ...init.self, status: this.joined ? 'up' : 'joining', live: 'alive', inc: init.incarnation };
     this.joinDelayTicks = init.profile.joinRetryTicks;
     this.nextPushPullTick = this.prng.int(init.profile.pushPullIntervalTicks) + 1;
@@ -179,7 +187,7 @@ export class Membership {
 
   tick(now: number, out: MembershipOutput[]): void {
     this.now = now;
-    if (!this.joined && now >= this.nextJoinTick) this.tryJoin(out);
+    if (!this.seedsAnswered && now >= this.nextJoinTick) this.tryJoin(out);
     this.expireRelays(out);
     this.expireSuspicions(out);
     if (this.probe && !this.probe.acked && !this.probe.indirectSent && now >= this.probe.timeoutTick) this.probeIndirectly(out);
@@ -222,7 +230,10 @@ export class Membership {
     if (reason === 'self') {
       // A seed that turned out to be this node itself.
       this.seeds = this.seeds.filter((s) => s !== addr);
-      if (!this.joined && this.seeds.length === 0) this.becomeJoined('no other seed', out);
+      if (this.seeds.length === 0) {
+        this.seedsAnswered = true;
+        if (!this.joined) this.becomeJoined('no other seed', out);
+      }
       return;
     }
     if (node !== undefined && this.members.has(node) && this.probe?.target !== node) {
@@ -264,8 +275,9 @@ export class Membership {
   /** Announces a change of the metadata document made at this node. */
   metadataChanged(out: MembershipOutput[]): void {
     out.push({ kind: 'metadata-changed' });
-    // Push it to a few members now rather than waiting for the next push-pull.
-    for (const target of this.randomMembers(this.profile.gossipFanout, (m) => isLive(m.state))) this.sendSync(target, false, undefined, out);
+    // Push it now rather than waiting for the next push-pull: to every member of a small
+    // cluster, to METADATA_PUSH_FANOUT of a large one (they push-pull it onwards).
+    for (const target of this.randomMembers(METADATA_PUSH_FANOUT, (m) => isLive(m.state))) this.sendSync(target, false, undefined, out);
   }
 
   // ---- probing ----
@@ -324,7 +336,12 @@ export class Membership {
     // Lifeguard: relays that did not even nack suggest the fault is ours.
     if (probe.nacks < probe.nacksExpected) this.adjustAwareness(1);
     const member = this.members.get(probe.target);
-    if (!member || member.state.live !== 'alive' || !isLive(member.state)) return;
+    if (!member || !isLive(member.state)) return;
+    if (member.state.live === 'suspect') {
+      // Our own failed probe is an independent confirmation; re-gossip so others count it too.
+      if (this.suspicions.get(probe.target)?.confirm(this.self.id)) this.broadcasts.push(member.state);
+      return;
+    }
     this.applyUpdate({ ...member.state, live: 'suspect' }, this.self.id, out);
   }
 
@@ -450,7 +467,12 @@ export class Membership {
     this.nextGossipTick = this.now + this.profile.gossipIntervalTicks;
     if (this.broadcasts.size === 0) return;
     const deadline = this.now - this.profile.gossipToTheDeadTicks;
-    const targets = this.randomMembers(this.profile.gossipFanout, (m) => isLive(m.state) || (m.state.live === 'dead' && (m.deadSinceTick ?? 0) >= deadline));
+    // The fanout goes to live members; one recently dead member also hears the news, so a
+    // member declared dead by mistake learns it and refutes, without taking a live one's turn.
+    const targets = [
+      ...this.randomMembers(this.profile.gossipFanout, (m) => isLive(m.state)),
+      ...this.randomMembers(1, (m) => m.state.live === 'dead' && m.state.status !== 'left' && (m.deadSinceTick ?? 0) >= deadline),
+    ];
     for (const target of targets) {
       const upd = this.piggyback();
       if (upd.length === 0) return;
@@ -487,6 +509,7 @@ export class Membership {
       this.sendSync(this.targetOf(from), true, message.sv, out);
       return;
     }
+    this.seedsAnswered = true;
     if (!this.joined) this.becomeJoined(from, out);
     // The other side's vector says what it lacks from us; send that (the third leg of the exchange).
     const missing = this.metadata.diff(message.sv);

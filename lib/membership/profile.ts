@@ -8,7 +8,7 @@
  *   suspicionMinTicks  = suspicionMult × max(1, log10(n)) × probeIntervalTicks      (SWIM, memberlist)
  *   suspicionMaxTicks  = suspicionMaxTimeoutMult × suspicionMinTicks                (Lifeguard)
  *   suspicion timeout  = max(min, max − (max − min) × log(C + 1) / log(K + 1))      (Lifeguard: C confirmations of K expected)
- *   retransmits        = retransmitMult × ceil(log10(n + 1))                        (SWIM's λ·log n)
+ *   retransmits        = retransmitMult × ceil(log2(n + 1))                         (SWIM's λ·log n)
  *   pushPullIntervalTicks scales by ceil(log2(n / 32)) past 32 members              (memberlist pushPullScale)
  *   probe timeout and interval × (localHealth + 1)                                  (Lifeguard local health)
  */
@@ -69,7 +69,7 @@ export const PROFILES: Readonly<Record<ProfileName, ProfileMs>> = {
     indirectChecks: 3,
     suspicionMult: 4,
     suspicionMaxTimeoutMult: 3,
-    retransmitMult: 4,
+    retransmitMult: 3,
     gossipIntervalMs: 200,
     gossipFanout: 3,
     gossipToTheDeadMs: 30_000,
@@ -85,7 +85,7 @@ export const PROFILES: Readonly<Record<ProfileName, ProfileMs>> = {
     indirectChecks: 3,
     suspicionMult: 6,
     suspicionMaxTimeoutMult: 6,
-    retransmitMult: 4,
+    retransmitMult: 3,
     gossipIntervalMs: 500,
     gossipFanout: 4,
     gossipToTheDeadMs: 60_000,
@@ -139,9 +139,14 @@ export function suspicionMinTicks(profile: Profile, members: number): number {
   return Math.ceil(profile.suspicionMult * Math.max(1, Math.log10(Math.max(1, members))) * profile.probeIntervalTicks);
 }
 
-/** How many times each update is retransmitted: λ × ceil(log10(n + 1)). */
+/**
+ * How many times each update is retransmitted: λ × ceil(log2(n + 1)). memberlist uses log10,
+ * which at n = 5 sends an update only 4 times; with 3 senders a survivor then misses a death
+ * about 3% of the time (each send picks one of 4 members) and waits out its own, longest,
+ * suspicion timeout. log2 gives 9 sends at n = 5 with λ = 3, and still grows only with log n.
+ */
 export function retransmitLimit(profile: Profile, members: number): number {
-  return profile.retransmitMult * Math.ceil(Math.log10(members + 1));
+  return profile.retransmitMult * Math.ceil(Math.log2(members + 1));
 }
 
 /** memberlist's pushPullScale: past 32 members the exchange interval grows with log2(n / 32). */

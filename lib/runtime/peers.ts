@@ -65,6 +65,8 @@ export class PeerLinks {
   private readonly dialing = new Map<string, Dialing>();
   private readonly backoff = new Map<string, Backoff>();
   private readonly selfAddresses = new Set<string>();
+  /** The address each peer was last sent to, so a peer that reconnects to us clears its backoff. */
+  private readonly addressOf = new Map<string, string>();
   private closed = false;
 
   constructor(options: PeerLinksOptions, events: PeerEvents) {
@@ -79,6 +81,7 @@ export class PeerLinks {
 
   send(to: PeerTarget, message: PeerMessage): void {
     if (this.closed) return;
+    if (to.node !== undefined && to.addr !== '') this.addressOf.set(to.node, to.addr);
     const open = to.node === undefined ? undefined : this.openConnection(to.node);
     if (open) {
       if (open.backlogBytes > PEER_BACKLOG_BYTES_MAX) return this.events.onDropped(1);
@@ -99,6 +102,9 @@ export class PeerLinks {
 
   /** An incoming connection from `node`, authenticated by the handshake. */
   accept(conn: Connection<PeerMessage, PeerMessage>, node: string): void {
+    // It is back (a restart, a healed link): messages to it need not wait out the backoff.
+    const addr = this.addressOf.get(node);
+    if (addr !== undefined) this.backoff.delete(addr);
     this.register(conn, node);
   }
 

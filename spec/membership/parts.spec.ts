@@ -104,8 +104,8 @@ describe('membership parts', () => {
     it('grows suspicion and retransmits with log(n) and push-pull past 32 members', () => {
       expect(suspicionMinTicks(lan, 1)).to.equal(4 * 50);
       expect(suspicionMinTicks(lan, 100)).to.equal(4 * 2 * 50);
-      expect(retransmitLimit(lan, 5)).to.equal(4);
-      expect(retransmitLimit(lan, 100)).to.equal(12);
+      expect(retransmitLimit(lan, 5)).to.equal(9);
+      expect(retransmitLimit(lan, 100)).to.equal(21);
       expect(pushPullTicks(lan, 32)).to.equal(lan.pushPullIntervalTicks);
       expect(pushPullTicks(lan, 128)).to.equal(3 * lan.pushPullIntervalTicks);
     });
