@@ -193,6 +193,8 @@ export const memberStateSchema = z.strictObject({
   status: z.enum(MEMBER_STATUSES),
   live: z.enum(LIVENESSES),
   inc: incarnation,
+  /** For a suspicion: the member whose probe raised or confirmed it (Lifeguard counts independent suspectors). */
+  by: nodeId.optional(),
 });
 
 /** Gossip updates piggybacked on a message; bounded so one frame stays small. */

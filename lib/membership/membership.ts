@@ -41,6 +41,9 @@ export const UPDATES_PER_MESSAGE_MAX = 32;
 /** Indirect probes this node relays at once for others; past it ping-reqs are dropped (the asker has k others). */
 export const RELAYS_MAX = 1024;
 
+/** Protocol periods between push-pulls with a member held dead (one message; 5 s with lan). */
+export const RECONNECT_PROBE_PERIODS = 10;
+
 /** Members an administrative metadata change is pushed to at once; changes are rare and small. */
 export const METADATA_PUSH_FANOUT = 16;
 
@@ -92,6 +95,8 @@ interface Member {
 
 interface Probe {
   readonly target: string;
+  /** The target's incarnation when the probe started: a verdict about an older incarnation is void. */
+  readonly inc: number;
   readonly seq: number;
   readonly startTick: number;
   readonly timeoutTick: number;
@@ -127,6 +132,7 @@ export class Membership {
   private nextProbeTick = 0;
   private nextGossipTick = 0;
   private nextPushPullTick = 0;
+  private nextReconnectTick = 0;
   private joined: boolean;
   /** Whether any seed (or any member, through a push-pull reply) has answered. */
   private seedsAnswered: boolean;
@@ -194,6 +200,7 @@ export class Membership {
     if (now >= this.nextProbeTick) this.startProbe(out);
     if (now >= this.nextGossipTick) this.gossip(out);
     if (now >= this.nextPushPullTick) this.pushPull(out);
+    if (now >= this.nextReconnectTick) this.reconnect(out);
     if (this.leaveAtTick !== undefined && now >= this.leaveAtTick) this.finishLeave(out);
   }
 
@@ -226,7 +233,8 @@ export class Membership {
    * The shell could not reach a peer (a dial failed, a connection dropped). That is a hint,
    * not a verdict: it only brings the next probe of that member forward.
    */
-  onUnreachable(node: string | undefined, addr: string, reason: 'unreachable' | 'self', out: MembershipOutput[]): void {
+  onUnreachable(node: string | undefined, addr: string, reason: 'unreachable' | 'self', now: number, out: MembershipOutput[]): void {
+    this.now = now;
     if (reason === 'self') {
       // A seed that turned out to be this node itself.
       this.seeds = this.seeds.filter((s) => s !== addr);
@@ -238,7 +246,9 @@ export class Membership {
     }
     if (node !== undefined && this.members.has(node) && this.probe?.target !== node) {
       this.probeOrder.splice(this.probeIndex, 0, node);
-      this.nextProbeTick = Math.min(this.nextProbeTick, this.now + 1);
+      // Probe it at once only when no probe is waiting for its ack: cutting one short would
+      // turn a healthy member's slightly late ack into a suspicion.
+      if (this.probe === undefined || this.probe.acked) this.nextProbeTick = Math.min(this.nextProbeTick, this.now + 1);
     }
   }
 
@@ -294,6 +304,7 @@ export class Membership {
     const seq = this.seq++;
     this.probe = {
       target: target.state.id,
+      inc: target.state.inc,
       seq,
       startTick: this.now,
       timeoutTick: this.now + this.profile.probeTimeoutTicks * scale,
@@ -336,13 +347,14 @@ export class Membership {
     // Lifeguard: relays that did not even nack suggest the fault is ours.
     if (probe.nacks < probe.nacksExpected) this.adjustAwareness(1);
     const member = this.members.get(probe.target);
-    if (!member || !isLive(member.state)) return;
+    // A member that restarted (or refuted) while the probe was out is not judged by it.
+    if (!member || !isLive(member.state) || member.state.inc !== probe.inc) return;
     if (member.state.live === 'suspect') {
-      // Our own failed probe is an independent confirmation; re-gossip so others count it too.
-      if (this.suspicions.get(probe.target)?.confirm(this.self.id)) this.broadcasts.push(member.state);
+      // Our own failed probe is an independent confirmation; re-gossip it, signed, so others count it too.
+      if (this.suspicions.get(probe.target)?.confirm(this.self.id)) this.broadcasts.push({ ...member.state, by: this.self.id });
       return;
     }
-    this.applyUpdate({ ...member.state, live: 'suspect' }, this.self.id, out);
+    this.applyUpdate({ ...member.state, live: 'suspect', by: this.self.id }, this.self.id, out);
   }
 
   private onAck(from: string, seq: number, out: MembershipOutput[]): void {
@@ -408,19 +420,20 @@ export class Membership {
     const member = this.members.get(update.id);
     if (member === undefined) {
       this.members.set(update.id, { state: update, lastHeardTick: undefined, deadSinceTick: update.live === 'dead' ? this.now : undefined });
-      if (update.live === 'suspect') this.startSuspicion(update.id, update.inc, from);
+      if (update.live === 'suspect') this.startSuspicion(update.id, update.inc, update.by ?? from);
       this.broadcasts.push(update);
       out.push({ kind: 'event', level: 'info', msg: 'member discovered', fields: { member: update.id, addr: update.addr, live: update.live, status: update.status, inc: update.inc } });
       return;
     }
     const current = member.state;
     if (update.live === 'suspect' && current.live === 'suspect' && update.inc === current.inc) {
-      this.suspicions.get(update.id)?.confirm(from);
+      // Lifeguard counts independent suspectors, not the members that relayed one suspicion.
+      if (this.suspicions.get(update.id)?.confirm(update.by ?? from)) this.broadcasts.push(update);
       return;
     }
     if (!supersedes(update, current)) return;
     member.state = update;
-    if (update.live === 'suspect' && (current.live !== 'suspect' || current.inc !== update.inc)) this.startSuspicion(update.id, update.inc, from);
+    if (update.live === 'suspect' && (current.live !== 'suspect' || current.inc !== update.inc)) this.startSuspicion(update.id, update.inc, update.by ?? from);
     if (update.live !== 'suspect') this.suspicions.delete(update.id);
     member.deadSinceTick = update.live === 'dead' ? (current.live === 'dead' ? member.deadSinceTick : this.now) : undefined;
     this.broadcasts.push(update);
@@ -483,6 +496,17 @@ export class Membership {
   private pushPull(out: MembershipOutput[]): void {
     this.nextPushPullTick = this.now + pushPullTicks(this.profile, this.members.size + 1);
     const [target] = this.randomMembers(1, (m) => isLive(m.state));
+    if (target) this.sendSync(target, false, undefined, out);
+  }
+
+  /**
+   * Now and then a push-pull with one member held dead (not left), as Serf's reconnect does:
+   * after a partition heals, or when a seed restarted with an empty table, nobody would
+   * otherwise contact it again; the exchange tells it it was declared dead, and it refutes.
+   */
+  private reconnect(out: MembershipOutput[]): void {
+    this.nextReconnectTick = this.now + this.profile.probeIntervalTicks * RECONNECT_PROBE_PERIODS;
+    const [target] = this.randomMembers(1, (m) => m.state.live === 'dead' && m.state.status !== 'left');
     if (target) this.sendSync(target, false, undefined, out);
   }
 

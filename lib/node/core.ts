@@ -97,7 +97,7 @@ export class NodeCore {
         this.membership.onMessage(input.from, input.message, this.now, events);
         break;
       case 'peer-unreachable':
-        this.membership.onUnreachable(input.node, input.addr, input.reason, events);
+        this.membership.onUnreachable(input.node, input.addr, input.reason, this.now, events);
         break;
       case 'stalled':
         this.membership.onStall(input.ticks, this.now, events);
