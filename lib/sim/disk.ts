@@ -1,0 +1,127 @@
+/**
+ * A crashable in-memory disk for one simulated node.
+ *
+ * The node reads through it as its `StoreReader`; its `store-write` batches and `meta-write`s
+ * go in as they are emitted and become durable after a seeded delay, in the order they were
+ * written (a later batch is never durable before an earlier one, as with LMDB's commits).
+ * Only then does the simulator tell the node `store-durable`, and only then can the node read
+ * the data back, so a read never returns what a crash could still take away. A crash drops
+ * everything not yet durable; what was durable survives and is what a restart is rebuilt
+ * from. Records are kept encoded in a `MemoryStore`, so the node gets fresh objects on every
+ * read, as from LMDB.
+ */
+
+import type { Prng } from '../base/prng.js';
+import type { KvObject } from '../clock/object.js';
+import type { StoreReader, StoreWrite } from '../node/ports.js';
+import { MemoryStore } from '../storage/memory-store.js';
+import { encodeWrites } from '../storage/records.js';
+
+export interface DiskOptions {
+  /** Ticks from a write to its being durable (an fsync), drawn per write. At least 1. */
+  readonly durableTicksMin: number;
+  readonly durableTicksMax: number;
+}
+
+export const DISK_DEFAULTS: DiskOptions = { durableTicksMin: 1, durableTicksMax: 3 };
+
+type Pending =
+  | { readonly kind: 'store'; readonly dueTick: number; readonly writeId: number; readonly writes: readonly StoreWrite[]; readonly error: string | undefined }
+  | { readonly kind: 'meta'; readonly dueTick: number; readonly name: string; readonly value: Uint8Array };
+
+/** A store batch that finished: durable, or refused with a reason. */
+export interface Completion {
+  readonly writeId: number;
+  readonly error: string | undefined;
+}
+
+export class SimDisk implements StoreReader {
+  private readonly prng: Prng;
+  private readonly options: DiskOptions;
+  private readonly records = new MemoryStore();
+  private readonly meta = new Map<string, Uint8Array>();
+  private pending: Pending[] = [];
+  private lastDueTick = 0;
+
+  constructor(deps: { readonly prng: Prng }, options: Partial<DiskOptions> = {}) {
+    this.prng = deps.prng;
+    this.options = { ...DISK_DEFAULTS, ...options };
+    if (!(Number.isInteger(this.options.durableTicksMin) && this.options.durableTicksMin >= 1 && this.options.durableTicksMax >= this.options.durableTicksMin)) {
+      throw new RangeError(`disk delay must be whole ticks with 1 ≤ min ≤ max, got ${this.options.durableTicksMin}..${this.options.durableTicksMax}`);
+    }
+  }
+
+  get(bucket: string, key: string): KvObject | undefined {
+    return this.records.get(bucket, key);
+  }
+
+  /** Node metadata as durable on the disk. */
+  getMeta(name: string): Uint8Array | undefined {
+    const value = this.meta.get(name);
+    return value === undefined ? undefined : new Uint8Array(value);
+  }
+
+  /** Writes metadata durably at once: what the runtime awaits before it starts the core. */
+  setMetaNow(name: string, value: Uint8Array): void {
+    this.meta.set(name, new Uint8Array(value));
+  }
+
+  /** Accepts a batch at tick `now`; it completes later, through `complete`. */
+  write(writeId: number, writes: readonly StoreWrite[], now: number): void {
+    let error: string | undefined;
+    try {
+      // The store refuses what LMDB refuses, and refuses the whole batch; find out up front.
+      encodeWrites(writes);
+    } catch (cause) {
+      error = cause instanceof Error ? cause.message : String(cause);
+    }
+    this.pending.push({ kind: 'store', dueTick: this.dueTick(now), writeId, writes, error });
+  }
+
+  writeMeta(name: string, value: Uint8Array, now: number): void {
+    this.pending.push({ kind: 'meta', dueTick: this.dueTick(now), name, value: new Uint8Array(value) });
+  }
+
+  /** Makes durable what is due by `now`, in order; returns the store batches that completed. */
+  complete(now: number): Completion[] {
+    if (this.pending.length === 0 || (this.pending[0] as Pending).dueTick > now) return [];
+    const done: Completion[] = [];
+    let index = 0;
+    for (; index < this.pending.length; index++) {
+      const write = this.pending[index] as Pending;
+      if (write.dueTick > now) break;
+      if (write.kind === 'meta') {
+        this.meta.set(write.name, write.value);
+        continue;
+      }
+      // Validated when written, so the memory store applies it in full before `apply` returns.
+      if (write.error === undefined) void this.records.apply(write.writes);
+      done.push({ writeId: write.writeId, error: write.error });
+    }
+    this.pending = this.pending.slice(index);
+    return done;
+  }
+
+  /** Writes not yet durable. */
+  get undurable(): number {
+    return this.pending.length;
+  }
+
+  /** The process died: whatever was not yet durable is gone. */
+  crash(): number {
+    const lost = this.pending.length;
+    this.pending = [];
+    return lost;
+  }
+
+  /** Durable records. */
+  get recordCount(): number {
+    return this.records.count();
+  }
+
+  private dueTick(now: number): number {
+    const { durableTicksMin: min, durableTicksMax: max } = this.options;
+    this.lastDueTick = Math.max(this.lastDueTick, now + min + this.prng.int(max - min + 1));
+    return this.lastDueTick;
+  }
+}
