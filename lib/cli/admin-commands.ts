@@ -158,3 +158,43 @@ export async function bucketList(client: Client, flags: AdminFlags): Promise<num
   }
   return 0;
 }
+
+interface OwnershipRow {
+  readonly id: string;
+  readonly zone: string;
+  readonly vnodes: number;
+  readonly primary: number;
+  readonly replica: number;
+}
+
+export async function ring(client: Client, flags: AdminFlags): Promise<number> {
+  const result = (await client.admin('ring')) as { checksum: string; n: number; members: OwnershipRow[] };
+  if (flags.json === true) {
+    process.stdout.write(JSON.stringify(result) + '\n');
+    return 0;
+  }
+  const header = ['ID', 'ZONE', 'VNODES', 'PRIMARY', `REPLICA (n=${result.n})`];
+  const rows = result.members.map((m) => [m.id, m.zone, String(m.vnodes), percent(m.primary), percent(m.replica)]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd();
+  process.stdout.write([line(header), ...rows.map(line), '', `ring checksum ${result.checksum.slice(0, 16)}`, 'primary: share of keys whose first replica is the node; replica: share of keys it holds a copy of'].join('\n') + '\n');
+  return 0;
+}
+
+function percent(fraction: number): string {
+  return `${(fraction * 100).toFixed(1)}%`;
+}
+
+export async function whereis(client: Client, bucket: string, key: string, flags: AdminFlags): Promise<number> {
+  const result = (await client.admin('whereis', { bucket, key })) as { token: number; n: number; primaries: string[]; fallbacks: string[]; alive: string[] };
+  if (flags.json === true) {
+    process.stdout.write(JSON.stringify(result) + '\n');
+    return 0;
+  }
+  const alive = new Set(result.alive);
+  const mark = (id: string): string => (alive.has(id) ? id : `${id} (down)`);
+  process.stdout.write(
+    [`token ${result.token} (n=${result.n})`, `primaries: ${result.primaries.map(mark).join(', ')}`, `fallbacks: ${result.fallbacks.join(', ') || '(none)'}`].join('\n') + '\n',
+  );
+  return 0;
+}

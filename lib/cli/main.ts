@@ -9,7 +9,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { bucketList, bucketSet, leave, runAdmin, status } from './admin-commands.js';
+import { bucketList, bucketSet, leave, ring, runAdmin, status, whereis } from './admin-commands.js';
 import { runDataCommand } from './data-commands.js';
 import { runStart } from './start.js';
 
@@ -75,6 +75,14 @@ export function buildProgram(): Command {
 
   clientOptions(program.command('leave').description('make the node leave the cluster gracefully (leaving, then left)')).action(async (options) => {
     process.exitCode = await runAdmin(options, (client) => leave(client, options));
+  });
+
+  clientOptions(program.command('ring').description("print each node's share of primary and replica ownership")).action(async (options) => {
+    process.exitCode = await runAdmin(options, (client) => ring(client, options));
+  });
+
+  clientOptions(program.command('whereis <bucket> <key>').description("print a key's token and preference list")).action(async (bucket: string, key: string, options) => {
+    process.exitCode = await runAdmin(options, (client) => whereis(client, bucket, key, options));
   });
 
   const bucket = program.command('bucket').description('bucket properties in cluster metadata');

@@ -209,11 +209,13 @@ export class Client {
 
   /**
    * An operator request to the first connected node: `status` (its member table), `leave`
-   * (a graceful departure), `bucket-set` (bucket properties in cluster metadata), `bucket-list`.
+   * (a graceful departure), `bucket-set` (bucket properties in cluster metadata),
+   * `bucket-list`, `ring` (ownership per node), `whereis` (a key's preference list).
    */
-  async admin(op: AdminRequest['op'], args: { bucket?: string; props?: AdminRequest['props'] } & RequestOptions = {}): Promise<unknown> {
+  async admin(op: AdminRequest['op'], args: { bucket?: string; key?: string; props?: AdminRequest['props'] } & RequestOptions = {}): Promise<unknown> {
     const request: AdminRequest = { t: 'admin', id: 0, op, timeout: this.timeout(args) };
     if (args.bucket !== undefined) request.bucket = args.bucket;
+    if (args.key !== undefined) request.key = args.key;
     if (args.props !== undefined) request.props = args.props;
     const reply = await this.request(request, args);
     if (reply.t !== 'admin-ok') throw unexpected(reply);

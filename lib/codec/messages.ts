@@ -111,8 +111,9 @@ export const deleteRequestSchema = z.strictObject({
 export const adminRequestSchema = z.strictObject({
   t: z.literal('admin'),
   id: requestId,
-  op: z.enum(['status', 'leave', 'bucket-set', 'bucket-list']),
+  op: z.enum(['status', 'leave', 'bucket-set', 'bucket-list', 'ring', 'whereis']),
   bucket: bucketField.optional(),
+  key: keyField.optional(),
   props: z
     .strictObject({
       n: z.number().int().min(1).max(16).optional(),

@@ -17,6 +17,9 @@ import type { AdminRequest, ClientReply } from '../codec/messages.js';
 import { Membership, type MembershipOutput, type MembershipSelf } from '../membership/membership.js';
 import { ClusterMetadata } from '../membership/metadata.js';
 import type { Profile } from '../membership/profile.js';
+import { ownership } from '../ring/ownership.js';
+import { buildRing, type Ring } from '../ring/ring.js';
+import { keyToken } from '../ring/token.js';
 import { Coordinator, errorReply, type CoordinatorInit } from './coordinator.js';
 import type { ConnId, NodeInput, NodeOutput } from './io.js';
 import { singleNodePlacement } from './placement.js';
@@ -47,6 +50,7 @@ export class NodeCore {
   readonly metadata: ClusterMetadata;
   private readonly coordinator: Coordinator;
   private readonly tickMs: number;
+  private readonly replicas: number;
   private now = 0;
 
   constructor(deps: NodeCoreDeps, init: NodeCoreInit) {
@@ -58,6 +62,7 @@ export class NodeCore {
     );
     this.coordinator = new Coordinator({ store: deps.store, placement: singleNodePlacement(init.nodeId) }, init);
     this.tickMs = init.tickMs;
+    this.replicas = init.replication.n;
   }
 
   get ticks(): number {
@@ -160,7 +165,29 @@ export class NodeCore {
       }
       case 'bucket-list':
         return reply({ buckets: this.metadata.listBuckets() });
+      case 'ring': {
+        const ring = this.ring();
+        return reply({ checksum: ring.checksum, n: this.replicas, members: ownership(ring, this.replicas) });
+      }
+      case 'whereis': {
+        if (request.bucket === undefined || request.key === undefined) {
+          out.push({ kind: 'client-reply', conn, reply: errorReply(request.id, new InvalidRequestError('whereis needs a bucket and a key', { field: 'key' })) });
+          return;
+        }
+        const n = this.metadata.bucket(request.bucket)?.n ?? this.replicas;
+        const live = new Set(this.membership.liveMembers().map((m) => m.id));
+        const list = this.ring().preferenceListFor(request.bucket, request.key, n, { alive: (id) => live.has(id) });
+        return reply({ bucket: request.bucket, key: request.key, token: keyToken(request.bucket, request.key), n, primaries: list.primaries, fallbacks: list.fallbacks, alive: [...live] });
+      }
     }
+  }
+
+  /**
+   * The ring of every member that has not left: ownership follows membership, not liveness,
+   * so a dead member keeps its ranges until an operator removes it.
+   */
+  private ring(): Ring {
+    return buildRing(this.membership.view().filter((m) => m.status !== 'left').map((m) => ({ id: m.id, zone: m.zone, vnodes: m.vnodes })));
   }
 }
 
