@@ -70,6 +70,24 @@ describe('integration: membership of five real nodes from one seed', function ()
     expect(healthy.stdout).to.match(/5 members: 5 alive, 0 suspect, 0 dead, 0 left/);
   });
 
+  it('(a) shows the same ring at every node: ownership per node and a key\'s preference list', async () => {
+    const rings = await Promise.all(nodes.map((n) => runCli(['ring', '--json', '--node', n.address])));
+    const parsed = rings.map((r) => JSON.parse(r.stdout) as { checksum: string; n: number; members: { id: string; primary: number; replica: number }[] });
+    expect(new Set(parsed.map((r) => r.checksum)).size).to.equal(1);
+    const first = parsed[0] as (typeof parsed)[number];
+    expect(first.members).to.have.length(5);
+    expect(first.members.reduce((sum, m) => sum + m.primary, 0)).to.be.closeTo(1, 1e-9);
+    expect(first.members.reduce((sum, m) => sum + m.replica, 0)).to.be.closeTo(3, 1e-9);
+    const where = await Promise.all(nodes.map((n) => runCli(['whereis', 'users', 'ada', '--json', '--node', n.address])));
+    const lists = where.map((w) => {
+      const { primaries, fallbacks } = JSON.parse(w.stdout) as { primaries: string[]; fallbacks: string[] };
+      return { primaries, fallbacks };
+    });
+    for (const list of lists) expect(list).to.deep.equal(lists[0]);
+    expect(new Set(lists[0]?.primaries).size).to.equal(3);
+    expect(lists[0]?.fallbacks).to.have.length(2);
+  });
+
   let incarnationBefore = 0;
 
   it('(b) reports a node killed with SIGKILL dead everywhere within 5 s, and `chorus status` exits 2', async () => {
