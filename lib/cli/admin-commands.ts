@@ -6,17 +6,11 @@
  * member that has not left is suspect or dead, so scripts and health checks can use it.
  */
 
-import { ChorusError } from '../base/errors.js';
-import { connect, type Client } from '../client/client.js';
+import type { Client } from '../client/client.js';
 import type { Level } from '../codec/messages.js';
+import { parseLevel, UsageError, withClient, type ClientFlags } from './client-command.js';
 
-export interface AdminFlags {
-  readonly node: string;
-  readonly cluster: string;
-  readonly secret?: string;
-  readonly timeout: string;
-  readonly json?: boolean;
-}
+export type AdminFlags = ClientFlags;
 
 interface StatusRow {
   readonly id: string;
@@ -35,8 +29,6 @@ interface StatusResult {
   readonly members: StatusRow[];
 }
 
-export class UsageError extends Error {}
-
 export const LEGEND = [
   'status:   joining (pulling the member table) · up · leaving · left (departed gracefully)',
   'liveness: alive · suspect (missed probes; will be declared dead unless it refutes) · dead',
@@ -44,29 +36,9 @@ export const LEGEND = [
   'heard:    time since this node last heard from the member directly',
 ].join('\n');
 
-async function withClient<T>(flags: AdminFlags, run: (client: Client) => Promise<T>): Promise<T> {
-  const timeoutMs = Number(flags.timeout);
-  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout must be a positive number of milliseconds, got ${flags.timeout}`);
-  const client = await connect({ nodes: [flags.node], cluster: flags.cluster, secret: flags.secret ?? null, timeoutMs, connectTimeoutMs: timeoutMs });
-  try {
-    return await run(client);
-  } finally {
-    await client.close();
-  }
-}
-
-export async function runAdmin(flags: AdminFlags, run: (client: Client) => Promise<number>): Promise<number> {
-  try {
-    return await withClient(flags, run);
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`chorus: ${error.message}\n`);
-      return 2;
-    }
-    if (flags.json === true && error instanceof ChorusError) process.stdout.write(JSON.stringify({ error: error.toJSON() }) + '\n');
-    process.stderr.write(`chorus: ${error instanceof ChorusError ? `${error.code}: ` : ''}${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
-  }
+/** Runs an operator command against `--node`; exit codes as for every client command. */
+export function runAdmin(flags: AdminFlags, run: (client: Client) => Promise<number>, prepare: () => void = () => undefined): Promise<number> {
+  return withClient(flags, prepare, (client) => run(client));
 }
 
 export async function status(client: Client, flags: AdminFlags): Promise<number> {
@@ -115,23 +87,17 @@ export interface BucketFlags extends AdminFlags {
   readonly type?: string;
 }
 
-function level(text: string | undefined, name: string): Level | undefined {
-  if (text === undefined) return undefined;
-  if (text === 'one' || text === 'quorum' || text === 'all') return text;
-  if (/^\d{1,2}$/.test(text) && Number(text) >= 1) return Number(text);
-  throw new UsageError(`--${name} must be one, quorum, all or a number from 1, got ${text}`);
-}
-
 const TYPES = ['kv', 'counter', 'set', 'map', 'register', 'flag', 'doc'] as const;
 
-export async function bucketSet(client: Client, name: string, flags: BucketFlags): Promise<number> {
+/** The properties `bucket set` asks for; throws UsageError for a bad flag. */
+export function bucketProps(flags: BucketFlags): { n?: number; r?: Level; w?: Level; type?: (typeof TYPES)[number] } {
   const props: { n?: number; r?: Level; w?: Level; type?: (typeof TYPES)[number] } = {};
   if (flags.n !== undefined) {
     if (!/^\d{1,2}$/.test(flags.n) || Number(flags.n) < 1 || Number(flags.n) > 16) throw new UsageError(`--n must be a number from 1 to 16, got ${flags.n}`);
     props.n = Number(flags.n);
   }
-  const r = level(flags.r, 'r');
-  const w = level(flags.w, 'w');
+  const r = parseLevel(flags.r, 'r', 1);
+  const w = parseLevel(flags.w, 'w', 1);
   if (r !== undefined) props.r = r;
   if (w !== undefined) props.w = w;
   if (flags.type !== undefined) {
@@ -139,7 +105,11 @@ export async function bucketSet(client: Client, name: string, flags: BucketFlags
     props.type = flags.type as (typeof TYPES)[number];
   }
   if (Object.keys(props).length === 0) throw new UsageError('bucket set needs at least one of --n, --r, --w, --type');
-  const result = (await client.admin('bucket-set', { bucket: name, props })) as { bucket: string; props: unknown };
+  return props;
+}
+
+export async function bucketSet(client: Client, name: string, flags: BucketFlags): Promise<number> {
+  const result = (await client.admin('bucket-set', { bucket: name, props: bucketProps(flags) })) as { bucket: string; props: unknown };
   process.stdout.write(flags.json === true ? JSON.stringify(result) + '\n' : `${result.bucket}: ${JSON.stringify(result.props)}\n`);
   return 0;
 }

@@ -1,28 +1,12 @@
 /** `chorus put|get|del`: one request through the SDK, printed for a person or as JSON. */
 
 import { unreachable } from '../base/assert.js';
-import { ChorusError } from '../base/errors.js';
-import { connect, type Client } from '../client/client.js';
-import type { Level } from '../codec/messages.js';
+import { parseLevel, print, UsageError, withClient, type ClientFlags } from './client-command.js';
 
-export interface DataFlags {
-  readonly node: string;
-  readonly cluster: string;
-  readonly secret?: string;
-  readonly timeout: string;
-  readonly json?: boolean;
+export interface DataFlags extends ClientFlags {
   readonly context?: string;
   readonly w?: string;
   readonly r?: string;
-}
-
-class UsageError extends Error {}
-
-function level(text: string | undefined, name: string): Level | undefined {
-  if (text === undefined) return undefined;
-  if (text === 'one' || text === 'quorum' || text === 'all') return text;
-  if (/^\d{1,3}$/.test(text)) return Number(text);
-  throw new UsageError(`--${name} must be one, quorum, all or a number, got ${text}`);
 }
 
 function parseValue(text: string, json: boolean): unknown {
@@ -39,14 +23,12 @@ function show(value: unknown): string {
 }
 
 export async function runDataCommand(op: 'put' | 'get' | 'del', args: { bucket: string; key: string; value?: string }, flags: DataFlags): Promise<number> {
-  let client: Client | undefined;
-  try {
-    const timeoutMs = Number(flags.timeout);
-    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout must be a positive number of milliseconds, got ${flags.timeout}`);
-    const w = level(flags.w, 'w');
-    const r = level(flags.r, 'r');
-    const value = op === 'put' ? parseValue(args.value ?? '', flags.json === true) : undefined;
-    client = await connect({ nodes: [flags.node], cluster: flags.cluster, secret: flags.secret ?? null, timeoutMs, connectTimeoutMs: timeoutMs });
+  const prepare = () => ({
+    w: parseLevel(flags.w, 'w', 1),
+    r: parseLevel(flags.r, 'r', 1),
+    value: op === 'put' ? parseValue(args.value ?? '', flags.json === true) : undefined,
+  });
+  return withClient(flags, prepare, async (client, { w, r, value }) => {
     const common = { ...(flags.context !== undefined ? { context: flags.context } : {}), ...(w !== undefined ? { w } : {}) };
     switch (op) {
       case 'put': {
@@ -68,20 +50,5 @@ export async function runDataCommand(op: 'put' | 'get' | 'del', args: { bucket: 
       default:
         return unreachable(op);
     }
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`chorus: ${error.message}\n`);
-      return 2;
-    }
-    if (flags.json === true && error instanceof ChorusError) process.stdout.write(JSON.stringify({ error: error.toJSON() }) + '\n');
-    process.stderr.write(`chorus: ${error instanceof ChorusError ? `${error.code}: ` : ''}${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
-  } finally {
-    await client?.close();
-  }
-}
-
-function print(flags: DataFlags, result: unknown, text: () => string): void {
-  const out = flags.json === true ? JSON.stringify(result) : text();
-  if (out !== '') process.stdout.write(out + '\n');
+  });
 }

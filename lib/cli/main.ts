@@ -9,7 +9,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { bucketList, bucketSet, leave, ring, runAdmin, status, whereis } from './admin-commands.js';
+import { bucketList, bucketProps, bucketSet, leave, ring, runAdmin, status, whereis } from './admin-commands.js';
 import { runDataCommand } from './data-commands.js';
 import { runStart } from './start.js';
 
@@ -92,7 +92,7 @@ export function buildProgram(): Command {
     .option('--w <level>', 'default write quorum: one, quorum, all or a number')
     .option('--type <type>', 'kv, counter, set, map, register, flag or doc')
     .action(async (name: string, options) => {
-      process.exitCode = await runAdmin(options, (client) => bucketSet(client, name, options));
+      process.exitCode = await runAdmin(options, (client) => bucketSet(client, name, options), () => bucketProps(options));
     });
   clientOptions(bucket.command('list').description('list buckets with properties')).action(async (options) => {
     process.exitCode = await runAdmin(options, (client) => bucketList(client, options));
