@@ -56,7 +56,7 @@ wss.on('connection', (ws) => {
 
 wss.on('listening', () => {
   const address = wss.address();
-  process.stdout.write(`listening ${typeof address === 'string' ? address : address.port}\n`);
+  process.stdout.write(`listening ${typeof address === 'string' || address === null ? address : address.port}\n`);
 });
 
 process.on('SIGTERM', () => {

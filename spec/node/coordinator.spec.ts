@@ -13,6 +13,10 @@ import { DATA_LIMITS_DEFAULT } from '../../lib/base/limits.js';
 import { encodeContext } from '../../lib/clock/context.js';
 import type { KvObject } from '../../lib/clock/object.js';
 import type { ClientReply, ClientRequest } from '../../lib/codec/messages.js';
+import type { DataRequest } from '../../lib/node/coordinator.js';
+
+/** A data request without its id, kept as a union so each kind keeps its own fields. */
+type Unsent = DataRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
 import { Coordinator, type CoordinatorInit } from '../../lib/node/coordinator.js';
 import type { NodeInput, NodeOutput } from '../../lib/node/io.js';
 import { singleNodePlacement } from '../../lib/node/placement.js';
@@ -44,7 +48,7 @@ class Harness {
     );
   }
 
-  send(request: Omit<ClientRequest, 'id'>, conn = 1): number {
+  send(request: Unsent, conn = 1): number {
     const id = this.id++;
     this.step({ kind: 'client-request', conn, request: { ...request, id } as ClientRequest });
     return id;
@@ -211,7 +215,7 @@ describe('coordinator: single-node data path', () => {
   });
 
   describe('refuses bad requests before writing anything', () => {
-    const cases: [string, Omit<ClientRequest, 'id'>, string][] = [
+    const cases: [string, Unsent, string][] = [
       ['an empty bucket', { t: 'put', b: '', k: 'k', v: bytes('x') }, 'INVALID_REQUEST'],
       ['an empty key', { t: 'get', b: 'b', k: '' }, 'INVALID_REQUEST'],
       ['a bucket with a zero character', { t: 'put', b: 'a\0b', k: 'k', v: bytes('x') }, 'INVALID_REQUEST'],
