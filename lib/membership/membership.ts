@@ -255,7 +255,8 @@ export class Membership {
   /**
    * The event loop was stalled for `ticks` (a pause, a long GC): our view is stale, so the
    * probe in flight is dropped without verdict, suspicions restart their clocks, and local
-   * health drops to its worst so timeouts stretch until probes succeed again.
+   * health worsens by half its range, so timeouts stretch until probes succeed again
+   * without slowing this node's probing ninefold after every long GC.
    */
   onStall(ticks: number, now: number, out: MembershipOutput[]): void {
     this.now = now;
@@ -265,7 +266,7 @@ export class Membership {
       const member = this.members.get(id);
       if (member) this.startSuspicion(id, suspicion.incarnation, this.self.id);
     }
-    this.awareness = this.profile.awarenessMax;
+    this.adjustAwareness(Math.ceil(this.profile.awarenessMax / 2));
     this.nextProbeTick = now + 1;
     out.push({ kind: 'event', level: 'warn', msg: 'event loop stalled; re-probing before any verdict', fields: { ticks } });
   }

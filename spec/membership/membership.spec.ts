@@ -197,7 +197,7 @@ describe('membership state machine', () => {
     net.run(profile.probeTimeoutTicks);
     const out: MembershipOutput[] = [];
     a.onStall(500, net.now, out);
-    expect(a.localHealth).to.equal(profile.awarenessMax);
+    expect(a.localHealth).to.be.at.least(profile.awarenessMax / 2);
     net.drop = () => false;
     net.run(profile.probeIntervalTicks * 4);
     expect(net.liveOf('a', 'b')).to.equal('alive');
