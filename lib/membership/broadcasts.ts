@@ -3,43 +3,73 @@
  *
  * One update per member: newer news about a member replaces older news (memberlist's
  * TransmitLimitedQueue). Each update is sent about λ·log(n+1) times, least-sent first, so
- * fresh news spreads before old news is repeated. The queue holds at most one entry per
- * member, so it is bounded by the member table.
+ * fresh news spreads before old news is repeated; among equally-sent updates the newest
+ * goes first. Updates are kept in tiers by how often they were sent, so taking a few for a
+ * message costs little even when the queue holds news about hundreds of members. The queue
+ * holds at most one entry per member, so it is bounded by the member table.
  */
 
 import type { MemberState } from './member.js';
 
 interface Queued {
-  update: MemberState;
+  readonly update: MemberState;
   transmits: number;
-  /** Insertion order, so that among equally-sent updates the newest goes first. */
-  order: number;
 }
 
 export class Broadcasts {
-  private readonly queue = new Map<string, Queued>();
-  private order = 0;
+  /** The queued update of each member. */
+  private readonly byMember = new Map<string, Queued>();
+  /** Queued updates by times sent; within a tier, insertion order (oldest first). */
+  private readonly tiers = new Map<number, Set<Queued>>();
 
   get size(): number {
-    return this.queue.size;
+    return this.byMember.size;
   }
 
   /** Queues news about a member, replacing what was queued about it. */
   push(update: MemberState): void {
-    this.queue.set(update.id, { update, transmits: 0, order: this.order++ });
+    const previous = this.byMember.get(update.id);
+    if (previous) this.leaveTier(previous);
+    const entry: Queued = { update, transmits: 0 };
+    this.byMember.set(update.id, entry);
+    this.tierOf(0).add(entry);
   }
 
   /**
-   * Up to `max` updates for one message, least-transmitted first; updates sent `limit`
-   * times leave the queue.
+   * Up to `max` updates for one message, least-transmitted first (newest first within a
+   * tier); updates sent `limit` times leave the queue.
    */
   take(max: number, limit: number): MemberState[] {
-    if (this.queue.size === 0 || max <= 0) return [];
-    const chosen = [...this.queue.values()].sort((a, b) => a.transmits - b.transmits || b.order - a.order).slice(0, max);
-    for (const entry of chosen) {
+    if (this.byMember.size === 0 || max <= 0) return [];
+    const chosen: Queued[] = [];
+    for (const transmits of [...this.tiers.keys()].sort((a, b) => a - b)) {
+      const tier = [...(this.tiers.get(transmits) ?? [])].reverse();
+      for (const entry of tier) {
+        chosen.push(entry);
+        if (chosen.length === max) break;
+      }
+      if (chosen.length === max) break;
+    }
+    // Oldest first into the next tier, so that tier too is read newest first.
+    for (const entry of [...chosen].reverse()) {
+      this.leaveTier(entry);
       entry.transmits++;
-      if (entry.transmits >= limit) this.queue.delete(entry.update.id);
+      if (entry.transmits >= limit) this.byMember.delete(entry.update.id);
+      else this.tierOf(entry.transmits).add(entry);
     }
     return chosen.map((entry) => entry.update);
+  }
+
+  private leaveTier(entry: Queued): void {
+    const tier = this.tiers.get(entry.transmits);
+    if (tier === undefined) return;
+    tier.delete(entry);
+    if (tier.size === 0) this.tiers.delete(entry.transmits);
+  }
+
+  private tierOf(transmits: number): Set<Queued> {
+    let tier = this.tiers.get(transmits);
+    if (tier === undefined) this.tiers.set(transmits, (tier = new Set()));
+    return tier;
   }
 }
