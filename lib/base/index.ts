@@ -2,5 +2,4 @@ export * from './assert.js';
 export * from './errors.js';
 export * from './limits.js';
 export * from './prng.js';
-export * from './timeout.js';
 export * from './utf8.js';

@@ -1,11 +1,5 @@
 /** UTF-8 helpers shared by the core and the SDK. */
 
-const encoder = new TextEncoder();
-
-export function utf8(s: string): Uint8Array {
-  return encoder.encode(s);
-}
-
 /** The UTF-8 byte length of a string, without allocating its encoding. */
 export function utf8Length(s: string): number {
   let bytes = 0;

@@ -74,6 +74,12 @@ export function pickNode(cluster: SimCluster, prng: Prng, filter: (node: SimNode
   return prng.pick(candidates);
 }
 
+/** Two distinct nodes, chosen by the run's PRNG. */
+function pickTwo(cluster: SimCluster, prng: Prng): [SimNode, SimNode] {
+  const a = pickNode(cluster, prng);
+  return [a, pickNode(cluster, prng, (node) => node.id !== a.id)];
+}
+
 /** Counts log events about members by message ("member suspect", "member dead", "refuting", …). */
 export class LogCounter {
   private readonly counts = new Map<string, number>();
@@ -254,8 +260,7 @@ const oneWay: Scenario = {
   run(cluster, prng) {
     bootstrap(cluster);
     quiet(cluster, prng, 10);
-    const a = pickNode(cluster, prng);
-    const b = pickNode(cluster, prng, (node) => node.id !== a.id);
+    const [a, b] = pickTwo(cluster, prng);
     const events = new LogCounter(cluster, (_node, log) => (log.msg === 'member dead' || log.msg === 'member suspect' ? log.msg : undefined));
     cluster.block(a.id, b.id);
     cluster.run(40 * cluster.profile.probeIntervalTicks);
@@ -428,8 +433,7 @@ const metadata: Scenario = {
   run(cluster, prng) {
     bootstrap(cluster);
     quiet(cluster, prng, 10);
-    const a = pickNode(cluster, prng);
-    const b = pickNode(cluster, prng, (node) => node.id !== a.id);
+    const [a, b] = pickTwo(cluster, prng);
     const first = cluster.admin(a.id, 'bucket-set', { bucket: 'users', props: { n: 3, r: 2 } });
     const second = cluster.admin(b.id, 'bucket-set', { bucket: 'users', props: { w: 2, type: 'kv' } });
     const third = cluster.admin(b.id, 'bucket-set', { bucket: 'counters', props: { type: 'counter' } });

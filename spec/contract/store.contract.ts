@@ -113,7 +113,8 @@ function expectStorageError(error: unknown, message?: RegExp): void {
   if (message !== undefined) expect((error as Error).message).to.match(message);
 }
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
+/** The error a promise rejects with; fails the spec if it resolves. Shared with adapter-specific specs. */
+export async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {
     await promise;
   } catch (error) {
@@ -122,7 +123,8 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
   throw new Error('expected the promise to reject, but it resolved');
 }
 
-function thrown(f: () => unknown): unknown {
+/** The error a call throws; fails the spec if it returns. */
+export function thrown(f: () => unknown): unknown {
   try {
     f();
   } catch (error) {

@@ -26,7 +26,7 @@ import { STORAGE_KEY_BYTES_MAX } from '../../lib/base/limits.js';
 import type { KvObject } from '../../lib/clock/object.js';
 import { encodeStorageKey, openStore, type Store, type StoreDurability } from '../../lib/storage/index.js';
 import { encodeObject } from '../../lib/storage/object-codec.js';
-import { runStoreContract } from '../contract/store.contract.js';
+import { rejection, runStoreContract, thrown } from '../contract/store.contract.js';
 
 const STORAGE_INDEX = pathToFileURL(fileURLToPath(new URL('../../lib/storage/index.ts', import.meta.url))).href;
 
@@ -40,25 +40,6 @@ function storageKey(bucket: string, key: string): Uint8Array {
   return encoded.bytes;
 }
 
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the promise to reject, but it resolved');
-}
-
-function thrown(f: () => unknown): unknown {
-  try {
-    f();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a throw, but the call returned');
-}
-
-/** Runs `fn` on the raw LMDB environment in `path` (the store must be closed meanwhile). */
 async function withRawLmdb<T>(path: string, fn: (objects: ReturnType<typeof rawObjects>, root: ReturnType<typeof openLmdb>) => Promise<T> | T): Promise<T> {
   const root = openLmdb({ path });
   try {
