@@ -13,7 +13,7 @@
 
 import type { Prng } from '../base/prng.js';
 import type { KvObject } from '../clock/object.js';
-import type { StoreReader, StoreWrite } from '../node/ports.js';
+import type { HintEntry, HintTargetSummary, StoreReader, StoreWrite } from '../node/ports.js';
 import { MemoryStore } from '../storage/memory-store.js';
 import { encodeWrites } from '../storage/records.js';
 
@@ -53,6 +53,19 @@ export class SimDisk implements StoreReader {
 
   get(bucket: string, key: string): KvObject | undefined {
     return this.records.get(bucket, key);
+  }
+
+  /** Durable hints only, like `get`. */
+  getHint(target: string, bucket: string, key: string): KvObject | undefined {
+    return this.records.getHint(target, bucket, key);
+  }
+
+  hintsFor(target: string, limit: number): HintEntry[] {
+    return this.records.hintsFor(target, limit);
+  }
+
+  hintTargets(): HintTargetSummary[] {
+    return this.records.hintTargets();
   }
 
   /** Node metadata as durable on the disk. */

@@ -1,7 +1,10 @@
 /**
  * The LMDB Store adapter: one LMDB environment in the node's data directory, opened through
- * lmdb-js, with two named databases: `objects` (storage key → object record, both raw bytes)
- * and `meta` (name → bytes: node id, storage epoch, ring state).
+ * lmdb-js, with three named databases: `objects` (storage key → object record, both raw bytes),
+ * `hints` (hint key → object record: writes kept for other nodes, see `keys.ts`) and `meta`
+ * (name → bytes: node id, storage epoch, ring state). Hints have a database of their own so
+ * that `count` stays LMDB's O(1) entry count of `objects` and no scan of the node's own data
+ * has to step over them.
  *
  * Reads are synchronous lookups in the memory map, which is what lets the sans-I/O core read
  * through `StoreReader`. Writes are asynchronous: lmdb-js queues every write issued in one
@@ -26,7 +29,9 @@
  * If the commit fails, `apply` rejects with StorageError before any flush is awaited (lmdb-js
  * never settles `flushed` for a failed commit).
  *
- * Atomicity. A batch goes to lmdb-js as one `batch()` block, which lands in one transaction.
+ * Atomicity. A batch goes to lmdb-js as one `batch()` block, which lands in one transaction,
+ * whichever databases its writes go to: every database of an environment shares lmdb-js's one
+ * write queue, so object and hint writes of a batch commit, and are flushed, together.
  * lmdb-js does NOT roll a block back when a write inside it throws (a key over its size limit
  * throws there, and the writes before it still commit), so `encodeWrites` checks and encodes the
  * whole batch before the block starts, and nothing inside the block can fail on its input.
@@ -38,12 +43,12 @@
 
 import { open, type Database, type RootDatabase } from 'lmdb';
 
-import { assert } from '../base/assert.js';
+import { AssertionError, assert } from '../base/assert.js';
 import { StorageError } from '../base/errors.js';
 import type { KvObject } from '../clock/object.js';
-import type { StoreWrite } from '../node/ports.js';
-import { tokenRangeSegments } from './keys.js';
-import { closedError, encodeWrites, lookupKey, readEntry, readObject } from './records.js';
+import type { HintEntry, HintTargetSummary, StoreWrite } from '../node/ports.js';
+import { hintTargetRange, tokenRangeSegments } from './keys.js';
+import { closedError, encodeWrites, lookupHintKey, lookupKey, readEntry, readHintEntry, readHintObject, readObject, summarizeHints } from './records.js';
 import type { Store, StoreDurability, StoreEntry } from './store.js';
 
 export interface LmdbStoreOptions {
@@ -66,7 +71,7 @@ export async function openLmdbStore(options: LmdbStoreOptions): Promise<LmdbStor
   try {
     root = open({
       path: options.path,
-      // Two named databases; a little headroom for later formats.
+      // Three named databases; a little headroom for later formats.
       maxDbs: 4,
       separateFlushed: true,
       ...(options.mapSizeBytes === undefined ? {} : { mapSize: options.mapSizeBytes }),
@@ -76,8 +81,9 @@ export async function openLmdbStore(options: LmdbStoreOptions): Promise<LmdbStor
   }
   try {
     const objects: ObjectsDb = root.openDB({ name: 'objects', keyEncoding: 'binary', encoding: 'binary' });
+    const hints: ObjectsDb = root.openDB({ name: 'hints', keyEncoding: 'binary', encoding: 'binary' });
     const meta: MetaDb = root.openDB({ name: 'meta', encoding: 'binary' });
-    return new LmdbStore(root, objects, meta, options.durability);
+    return new LmdbStore(root, objects, hints, meta, options.durability);
   } catch (error) {
     await root.close();
     throw new StorageError(`cannot open LMDB databases in ${options.path}: ${messageOf(error)}`, { path: options.path });
@@ -91,6 +97,7 @@ export class LmdbStore implements Store {
   constructor(
     private readonly root: RootDatabase,
     private readonly objects: ObjectsDb,
+    private readonly hints: ObjectsDb,
     private readonly meta: MetaDb,
     private readonly durability: StoreDurability,
   ) {}
@@ -114,12 +121,50 @@ export class LmdbStore implements Store {
     const committing = this.write(() =>
       this.objects.batch(() => {
         for (const write of encoded) {
-          if (write.record === undefined) void this.objects.remove(write.key);
-          else void this.objects.put(write.key, write.record);
+          const db = write.keyspace === 'hints' ? this.hints : this.objects;
+          if (write.record === undefined) void db.remove(write.key);
+          else void db.put(write.key, write.record);
         }
       }),
     );
     await this.durable(committing, encoded.length);
+  }
+
+  getHint(target: string, bucket: string, key: string): KvObject | undefined {
+    this.assertOpen();
+    const hintKey = lookupHintKey(target, bucket, key);
+    if (hintKey === undefined) return undefined;
+    // The shared read buffer again, as in `get`: decoded before anything else reads.
+    const shared = this.read(() => this.hints.getBinaryFast(hintKey));
+    if (shared === undefined) return undefined;
+    return readHintObject(new Uint8Array(shared.buffer, shared.byteOffset, shared.length), target, bucket, key);
+  }
+
+  hintsFor(target: string, limit: number): HintEntry[] {
+    this.assertOpen();
+    assert(Number.isInteger(limit) && limit >= 0, `hint limit must be a whole number, got ${limit}`);
+    const range = hintTargetRange(target);
+    if (range === undefined || limit === 0) return [];
+    // The range read copies each value out of the map (lmdb-js does for binary values), so
+    // the records stay valid while they are decoded after the read transaction moves on.
+    const records = this.read(() => Array.from(this.hints.getRange({ start: range.start, end: range.end, limit })));
+    return records.map(({ key, value }) => readHintEntry(key, value));
+  }
+
+  hintTargets(): HintTargetSummary[] {
+    this.assertOpen();
+    const hints = this.hints;
+    // Keys only: the cursor copies no values, and a record's size is read from the shared
+    // buffer of a lookup in the same read transaction (nothing can commit in between, since
+    // this runs synchronously), which copies nothing either.
+    const sized = function* (): Generator<{ key: Uint8Array; recordBytes: number }> {
+      for (const key of hints.getKeys()) {
+        const shared = hints.getBinaryFast(key);
+        assert(shared !== undefined, 'a key met by a cursor is found in the same read transaction');
+        yield { key, recordBytes: shared.length };
+      }
+    };
+    return this.read(() => summarizeHints(sized()));
   }
 
   scan(fromToken: number, toToken: number): IterableIterator<StoreEntry> {
@@ -204,10 +249,12 @@ export class LmdbStore implements Store {
     }
   }
 
+  /** Runs a read, turning lmdb-js's exceptions into StorageError and letting our own through. */
   private read<T>(lookup: () => T): T {
     try {
       return lookup();
     } catch (error) {
+      if (error instanceof StorageError || error instanceof AssertionError) throw error;
       throw new StorageError(`LMDB read failed: ${messageOf(error)}`);
     }
   }

@@ -4,8 +4,9 @@
  * It behaves like a disk as far as a caller can tell: it keeps the ENCODED record bytes under
  * encoded storage keys (the formats of `keys.ts` and `object-codec.ts`), so every `get` decodes
  * a fresh object and nothing the caller holds is shared with what is stored; it refuses the
- * same writes LMDB refuses; and it scans in the same byte order. It does no I/O and reads no
- * clock, so a simulation that drives it is reproducible.
+ * same writes LMDB refuses; and it scans in the same byte order. Hints are a second ordered
+ * map under the hint keys of `keys.ts`, as LMDB keeps them in a second database. It does no
+ * I/O and reads no clock, so a simulation that drives it is reproducible.
  *
  * Timing: a batch is encoded and applied when `apply` is called (atomically, since nothing
  * else runs in between) and the promise resolves on a microtask. Everything is lost when the
@@ -14,15 +15,16 @@
 
 import { assert } from '../base/assert.js';
 import type { KvObject } from '../clock/object.js';
-import type { StoreWrite } from '../node/ports.js';
-import { tokenRangeSegments } from './keys.js';
-import { closedError, encodeWrites, lookupKey, readEntry, readObject } from './records.js';
+import type { HintEntry, HintTargetSummary, StoreWrite } from '../node/ports.js';
+import { hintTargetRange, tokenRangeSegments } from './keys.js';
+import { closedError, encodeWrites, lookupHintKey, lookupKey, readEntry, readHintEntry, readHintObject, readObject, summarizeHints } from './records.js';
 import { SortedRecords } from './sorted-records.js';
 import type { Store, StoreEntry } from './store.js';
 
 export class MemoryStore implements Store {
   readonly engine = 'memory' as const;
   private readonly records = new SortedRecords();
+  private readonly hints = new SortedRecords();
   private readonly meta = new Map<string, Uint8Array>();
   private closed = false;
 
@@ -37,10 +39,36 @@ export class MemoryStore implements Store {
   async apply(writes: readonly StoreWrite[]): Promise<void> {
     this.assertOpen();
     for (const write of encodeWrites(writes)) {
-      if (write.record === undefined) this.records.delete(write.key);
+      const keyspace = write.keyspace === 'hints' ? this.hints : this.records;
+      if (write.record === undefined) keyspace.delete(write.key);
       // A copy that owns exactly its bytes, rather than a view pinning the encoder's slab.
-      else this.records.set(write.key, new Uint8Array(write.record));
+      else keyspace.set(write.key, new Uint8Array(write.record));
     }
+  }
+
+  getHint(target: string, bucket: string, key: string): KvObject | undefined {
+    this.assertOpen();
+    const hintKey = lookupHintKey(target, bucket, key);
+    if (hintKey === undefined) return undefined;
+    const record = this.hints.get(hintKey);
+    return record === undefined ? undefined : readHintObject(record, target, bucket, key);
+  }
+
+  hintsFor(target: string, limit: number): HintEntry[] {
+    this.assertOpen();
+    assert(Number.isInteger(limit) && limit >= 0, `hint limit must be a whole number, got ${limit}`);
+    const range = hintTargetRange(target);
+    if (range === undefined || limit === 0) return [];
+    // The range collects references to all of the target's records, but only `limit` are decoded.
+    return this.hints
+      .range(range.start, range.end)
+      .slice(0, limit)
+      .map(({ key, record }) => readHintEntry(key, record));
+  }
+
+  hintTargets(): HintTargetSummary[] {
+    this.assertOpen();
+    return summarizeHints(this.hints.range(undefined, undefined).map(({ key, record }) => ({ key, recordBytes: record.length })));
   }
 
   scan(fromToken: number, toToken: number): IterableIterator<StoreEntry> {

@@ -11,6 +11,12 @@
  * aliasing between what a caller holds and what is stored, concurrent applies, closing,
  * and, for engines that persist, everything surviving a close and reopen.
  *
+ * Hints (writes kept for another node) get the same treatment in their own keyspace: they
+ * round-trip, stay invisible to `get`, `scan` and `count` (a hint and an object under the same
+ * bucket/key are independent), list per target in storage-key order up to a limit, sum per
+ * target in `hintTargets`, share batches (and their atomic refusal) with object writes, are
+ * never aliased, and persist.
+ *
  * Expected scan results are computed here independently of lib/storage/keys.ts: the token
  * from lib/ring (pinned by its own golden spec) and the order from Node's Buffer.compare.
  */
@@ -20,9 +26,10 @@ import { expect } from 'chai';
 import { ChorusError, StorageError } from '../../lib/base/errors.js';
 import { Prng } from '../../lib/base/prng.js';
 import type { KvObject, Sibling } from '../../lib/clock/object.js';
-import type { StoreWrite } from '../../lib/node/ports.js';
+import type { HintEntry, HintTargetSummary, StoreWrite } from '../../lib/node/ports.js';
 import { keyToken } from '../../lib/ring/index.js';
 import type { Store, StoreEntry } from '../../lib/storage/index.js';
+import { encodeObject } from '../../lib/storage/object-codec.js';
 
 const RING = 2 ** 32;
 
@@ -45,6 +52,32 @@ function put(bucket: string, key: string, value: KvObject): StoreWrite {
 
 function del(bucket: string, key: string): StoreWrite {
   return { op: 'delete', bucket, key };
+}
+
+function hintPut(target: string, bucket: string, key: string, value: KvObject): StoreWrite {
+  return { op: 'hint-put', target, bucket, key, object: value };
+}
+
+function hintDel(target: string, bucket: string, key: string): StoreWrite {
+  return { op: 'hint-delete', target, bucket, key };
+}
+
+/** What `hintsFor(target)` must return for these entries: storage-key order, at most `limit`. */
+function expectedHints(data: readonly StoreEntry[], limit = Infinity): HintEntry[] {
+  return [...data]
+    .sort(storageOrder)
+    .slice(0, limit)
+    .map(({ bucket, key, object: value }) => ({ bucket, key, object: value }));
+}
+
+/** `hintTargets()` in target order, so specs do not depend on the order a store lists them in. */
+function targetsOf(store: Store): HintTargetSummary[] {
+  return [...store.hintTargets()].sort((a, b) => Buffer.compare(Buffer.from(a.target), Buffer.from(b.target)));
+}
+
+/** Encoded bytes of an object, as `hintTargets` counts them. */
+function sizeOf(value: KvObject): number {
+  return encodeObject(value).length;
 }
 
 /** The (token, bucket, key) byte order of the data model, computed with Buffer rather than lib code. */
@@ -422,6 +455,239 @@ export function runStoreContract(name: string, open: () => Promise<Store>, reope
       });
     });
 
+    describe('hints', () => {
+      const v1 = object(['n1/e1', 1, text('one')]);
+      const v2 = object(['n1/e1', 2, text('two')], ['n3/e1', 1, null]);
+
+      it('returns undefined for a hint never written, and an equal object after a hint-put', async () => {
+        expect(store.getHint('n2', 'b', 'k')).to.equal(undefined);
+        await store.apply([hintPut('n2', 'b', 'k', v1), hintPut('n2', '', '', { entries: [] }), hintPut('n2', 'zero', 'a\u0000b', v2)]);
+        expect(store.getHint('n2', 'b', 'k')).to.deep.equal(v1);
+        expect(store.getHint('n2', '', '')).to.deep.equal({ entries: [] });
+        expect(store.getHint('n2', 'zero', 'a\u0000b')).to.deep.equal(v2);
+        expect(store.getHint('n2', 'zero', 'a')).to.equal(undefined);
+      });
+
+      it('replaces a hint on a second hint-put and removes it on hint-delete; deleting a missing hint is a no-op', async () => {
+        await store.apply([hintPut('n2', 'b', 'k', v1), hintPut('n2', 'b', 'other', v1)]);
+        await store.apply([hintPut('n2', 'b', 'k', v2)]);
+        expect(store.getHint('n2', 'b', 'k')).to.deep.equal(v2);
+        await store.apply([hintDel('n2', 'b', 'k'), hintDel('n2', 'b', 'never-written'), hintDel('n9', 'b', 'k')]);
+        expect(store.getHint('n2', 'b', 'k')).to.equal(undefined);
+        expect(store.getHint('n2', 'b', 'other')).to.deep.equal(v1);
+        expect(targetsOf(store)).to.deep.equal([{ target: 'n2', count: 1, bytes: sizeOf(v1) }]);
+      });
+
+      it('keeps hints out of get, scan and count: a hint and an object under the same key are independent', async () => {
+        await store.apply([hintPut('n2', 'b', 'hint-only', v1)]);
+        expect(store.get('b', 'hint-only')).to.equal(undefined);
+        expect(store.count()).to.equal(0);
+        expect([...store.scan(0, 0)]).to.deep.equal([]);
+
+        await store.apply([put('b', 'both', v1), hintPut('n2', 'b', 'both', v2)]);
+        expect(store.get('b', 'both')).to.deep.equal(v1);
+        expect(store.getHint('n2', 'b', 'both')).to.deep.equal(v2);
+        expect(store.count()).to.equal(1);
+        expect([...store.scan(0, 0)].map((e) => [e.bucket, e.key, e.object])).to.deep.equal([['b', 'both', v1]]);
+
+        await store.apply([del('b', 'both')]);
+        expect(store.get('b', 'both')).to.equal(undefined);
+        expect(store.getHint('n2', 'b', 'both')).to.deep.equal(v2);
+        await store.apply([put('b', 'both', v1), hintDel('n2', 'b', 'both')]);
+        expect(store.get('b', 'both')).to.deep.equal(v1);
+        expect(store.getHint('n2', 'b', 'both')).to.equal(undefined);
+        expect(store.count()).to.equal(1);
+      });
+
+      it('keeps objects out of the hint reads', async () => {
+        await store.apply([put('b', 'k', v1)]);
+        expect(store.getHint('n2', 'b', 'k')).to.equal(undefined);
+        expect(store.hintTargets()).to.deep.equal([]);
+      });
+
+      it('keeps the hints of different targets apart, also when one target extends another', async () => {
+        const targets = ['n1', 'n1x', 'n1-', 'n1.', 'n', 'node_2', 'N1'];
+        await store.apply(targets.map((t, i) => hintPut(t, 'b', 'k', object(['n1/e1', i + 1, text(t)]))));
+        targets.forEach((t, i) => {
+          expect(store.getHint(t, 'b', 'k'), t).to.deep.equal(object(['n1/e1', i + 1, text(t)]));
+          expect(store.hintsFor(t, 100), t).to.deep.equal([{ bucket: 'b', key: 'k', object: object(['n1/e1', i + 1, text(t)]) }]);
+        });
+        expect(targetsOf(store).map((s) => [s.target, s.count])).to.deep.equal(
+          [...targets].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))).map((t) => [t, 1]),
+        );
+      });
+
+      it('lists the hints of a target in storage-key order, up to the limit', async () => {
+        const data = scanData();
+        await store.apply([
+          ...data.map((e) => hintPut('n2', e.bucket, e.key, e.object)),
+          // Neighbours on either side of n2's range, which must not leak into it.
+          ...data.slice(0, 20).map((e) => hintPut('n1', e.bucket, e.key, v1)),
+          ...data.slice(0, 20).map((e) => hintPut('n3', e.bucket, e.key, v2)),
+        ]);
+        expect(store.hintsFor('n2', 10_000)).to.deep.equal(expectedHints(data));
+        expect(store.hintsFor('n2', data.length)).to.deep.equal(expectedHints(data));
+        expect(store.hintsFor('n2', 7)).to.deep.equal(expectedHints(data, 7));
+        expect(store.hintsFor('n2', 1)).to.deep.equal(expectedHints(data, 1));
+        expect(store.hintsFor('n2', 0)).to.deep.equal([]);
+        expect(store.hintsFor('n1', 10_000)).to.have.length(20);
+        expect(store.hintsFor('n9', 10)).to.deep.equal([]);
+      });
+
+      it('pages through a target by deleting what was listed, as handoff does', async () => {
+        const data = scanData().slice(0, 50);
+        await store.apply(data.map((e) => hintPut('n2', e.bucket, e.key, e.object)));
+        const seen: HintEntry[] = [];
+        for (let page = store.hintsFor('n2', 8); page.length > 0; page = store.hintsFor('n2', 8)) {
+          expect(page.length).to.be.at.most(8);
+          seen.push(...page);
+          await store.apply(page.map((h) => hintDel('n2', h.bucket, h.key)));
+        }
+        expect(seen).to.deep.equal(expectedHints(data));
+        expect(store.hintTargets()).to.deep.equal([]);
+      });
+
+      it('sums hints per target in hintTargets through puts, overwrites and deletes', async () => {
+        expect(store.hintTargets()).to.deep.equal([]);
+        await store.apply([hintPut('n1', 'b', '1', v1), hintPut('n1', 'b', '2', v1), hintPut('n1', 'c', '1', v2), hintPut('n3', 'b', '1', v2)]);
+        expect(targetsOf(store)).to.deep.equal([
+          { target: 'n1', count: 3, bytes: 2 * sizeOf(v1) + sizeOf(v2) },
+          { target: 'n3', count: 1, bytes: sizeOf(v2) },
+        ]);
+        await store.apply([hintPut('n1', 'b', '1', v2)]);
+        expect(targetsOf(store)).to.deep.equal([
+          { target: 'n1', count: 3, bytes: sizeOf(v1) + 2 * sizeOf(v2) },
+          { target: 'n3', count: 1, bytes: sizeOf(v2) },
+        ]);
+        await store.apply([hintDel('n1', 'b', '2'), hintDel('n1', 'b', 'missing'), hintDel('n3', 'b', '1')]);
+        expect(targetsOf(store)).to.deep.equal([{ target: 'n1', count: 2, bytes: 2 * sizeOf(v2) }]);
+      });
+
+      it('returns undefined and empty lists for targets that cannot hold hints, rather than throwing', () => {
+        for (const target of ['', 'bad\u0000target', 'lone\uD800']) {
+          expect(store.getHint(target, 'b', 'k'), JSON.stringify(target)).to.equal(undefined);
+          expect(store.hintsFor(target, 10), JSON.stringify(target)).to.deep.equal([]);
+        }
+        expect(store.getHint('n2', 'bad\u0000bucket', 'k')).to.equal(undefined);
+      });
+
+      it('applies a batch mixing object and hint writes in order', async () => {
+        await store.apply([put('b', 'old', v1), hintPut('n2', 'b', 'old', v1)]);
+        await store.apply([
+          put('b', 'k', v1),
+          hintPut('n2', 'b', 'k', v2),
+          hintPut('n2', 'b', 'put-then-delete', v1),
+          hintDel('n2', 'b', 'put-then-delete'),
+          hintDel('n2', 'b', 'delete-then-put'),
+          hintPut('n2', 'b', 'delete-then-put', v2),
+          hintPut('n2', 'b', 'twice', v1),
+          hintPut('n2', 'b', 'twice', v2),
+          del('b', 'old'),
+          hintDel('n2', 'b', 'old'),
+        ]);
+        expect(store.get('b', 'k')).to.deep.equal(v1);
+        expect(store.getHint('n2', 'b', 'k')).to.deep.equal(v2);
+        expect(store.getHint('n2', 'b', 'put-then-delete')).to.equal(undefined);
+        expect(store.getHint('n2', 'b', 'delete-then-put')).to.deep.equal(v2);
+        expect(store.getHint('n2', 'b', 'twice')).to.deep.equal(v2);
+        expect(store.get('b', 'old')).to.equal(undefined);
+        expect(store.getHint('n2', 'b', 'old')).to.equal(undefined);
+        expect(store.count()).to.equal(1);
+        expect(targetsOf(store).map((t) => [t.target, t.count])).to.deep.equal([['n2', 3]]);
+      });
+
+      for (const [why, target, message] of [
+        ['a target with a zero character', 'bad\u0000target', /zero character/],
+        ['an empty target', '', /empty/],
+        ['a target with a lone surrogate', 'lone\uD800', /surrogate/],
+      ] as const) {
+        it(`refuses a whole mixed batch with StorageError when one hint has ${why}`, async () => {
+          await store.apply([put('b', 'existing', v1), hintPut('n2', 'b', 'existing', v1)]);
+          const error = await rejection(
+            store.apply([
+              put('b', 'new', v2),
+              hintPut('n2', 'b', 'new', v2),
+              del('b', 'existing'),
+              hintDel('n2', 'b', 'existing'),
+              hintPut(target, 'b', 'k', v2),
+            ]),
+          );
+          expectStorageError(error, message);
+          expect((error as ChorusError).details).to.include({ index: 4, bucket: 'b', key: 'k' });
+          expect(store.get('b', 'new')).to.equal(undefined);
+          expect(store.getHint('n2', 'b', 'new')).to.equal(undefined);
+          expect(store.get('b', 'existing')).to.deep.equal(v1);
+          expect(store.getHint('n2', 'b', 'existing')).to.deep.equal(v1);
+          expect(store.count()).to.equal(1);
+          expect(targetsOf(store)).to.deep.equal([{ target: 'n2', count: 1, bytes: sizeOf(v1) }]);
+        });
+      }
+
+      it('refuses a hint with a bucket that has a zero character, and nothing of its batch is written', async () => {
+        expectStorageError(await rejection(store.apply([put('b', 'k', v1), hintPut('n2', 'bad\u0000bucket', 'k', v1)])), /zero character/);
+        expect(store.count()).to.equal(0);
+        expect(store.hintTargets()).to.deep.equal([]);
+      });
+
+      it('holds the whole hint key to the storage key limit: target ‖ 0 ‖ storage key ≤ 1978 bytes', async () => {
+        // A storage key is token (4) + bucket "b" (1) + zero (1) + key; a hint key adds "n2" (2) + zero (1).
+        const fits = 'k'.repeat(1978 - 6 - 3);
+        await store.apply([hintPut('n2', 'b', fits, v1)]);
+        expect(store.getHint('n2', 'b', fits)).to.deep.equal(v1);
+        expect(store.hintsFor('n2', 10).map((h) => h.key)).to.deep.equal([fits]);
+
+        // One byte more still fits as an object, but not as a hint: the whole batch is refused.
+        const over = `${fits}k`;
+        const error = await rejection(store.apply([put('b', over, v1), hintPut('n2', 'b', over, v1)]));
+        expectStorageError(error, /over the 1978-byte limit/);
+        expect((error as ChorusError).details).to.include({ index: 1, target: 'n2' });
+        expect(store.get('b', over)).to.equal(undefined);
+        expect(store.getHint('n2', 'b', over)).to.equal(undefined);
+        await store.apply([put('b', over, v1)]);
+        expect(store.get('b', over)).to.deep.equal(v1);
+      });
+
+      it('resolves every one of many mixed applies issued at once, and stores them all', async () => {
+        const applies = Array.from({ length: 500 }, (_, i) =>
+          store.apply(i % 2 === 0 ? [put('c', `k${i}`, object(['n1/e1', i + 1, null]))] : [hintPut(`n${i % 5}`, 'c', `k${i}`, object(['n1/e1', i + 1, null]))]),
+        );
+        await Promise.all(applies);
+        expect(store.count()).to.equal(250);
+        expect(targetsOf(store).reduce((sum, t) => sum + t.count, 0)).to.equal(250);
+        expect(store.getHint('n1', 'c', 'k1')).to.deep.equal(object(['n1/e1', 2, null]));
+        expect(store.getHint('n4', 'c', 'k499')).to.deep.equal(object(['n1/e1', 500, null]));
+      });
+
+      it('returns fresh objects from getHint and hintsFor, which neither callers nor later writes change', async () => {
+        await store.apply([hintPut('n2', 'b', 'k', object(['n1/e1', 1, text('abc')]))]);
+        for (const read of [store.getHint('n2', 'b', 'k'), store.hintsFor('n2', 1)[0]?.object]) {
+          const value = read?.entries[0]?.values[0];
+          expect(value).to.be.instanceOf(Uint8Array);
+          value?.fill(0);
+          (read?.entries as unknown as { counter: number }[])[0]!.counter = 99;
+        }
+        expect(store.getHint('n2', 'b', 'k')).to.deep.equal(object(['n1/e1', 1, text('abc')]));
+        expect(store.hintsFor('n2', 1)).to.deep.equal([{ bucket: 'b', key: 'k', object: object(['n1/e1', 1, text('abc')]) }]);
+        expect(store.getHint('n2', 'b', 'k')).to.not.equal(store.getHint('n2', 'b', 'k'));
+
+        const before = store.getHint('n2', 'b', 'k');
+        const listed = store.hintsFor('n2', 1);
+        await store.apply([hintPut('n2', 'b', 'k', object(['n1/e1', 2, text('two')]))]);
+        expect(before).to.deep.equal(object(['n1/e1', 1, text('abc')]));
+        expect(listed).to.deep.equal([{ bucket: 'b', key: 'k', object: object(['n1/e1', 1, text('abc')]) }]);
+      });
+
+      it('is not changed by mutating the written hint after apply was called', async () => {
+        const value = text('abc');
+        const written = object(['n1/e1', 1, value]);
+        const applying = store.apply([hintPut('n2', 'b', 'k', written)]);
+        value.fill(0);
+        (written.entries as unknown as { counter: number }[])[0]!.counter = 99;
+        await applying;
+        expect(store.getHint('n2', 'b', 'k')).to.deep.equal(object(['n1/e1', 1, text('abc')]));
+      });
+    });
+
     describe('meta', () => {
       it('returns undefined for an unknown name, and the value after a set', async () => {
         expect(store.getMeta('node-id')).to.equal(undefined);
@@ -463,6 +729,10 @@ export function runStoreContract(name: string, open: () => Promise<Store>, reope
         expectStorageError(thrown(() => store.scan(0, 0)), /closed/);
         expectStorageError(thrown(() => store.count()), /closed/);
         expectStorageError(thrown(() => store.getMeta('m')), /closed/);
+        expectStorageError(thrown(() => store.getHint('n2', 'b', 'k')), /closed/);
+        expectStorageError(thrown(() => store.hintsFor('n2', 10)), /closed/);
+        expectStorageError(thrown(() => store.hintTargets()), /closed/);
+        expectStorageError(await rejection(store.apply([hintPut('n2', 'b', 'k', object(['n/e', 1, null]))])), /closed/);
         expectStorageError(await rejection(store.apply([put('b', 'k', object(['n/e', 1, null]))])), /closed/);
         expectStorageError(await rejection(store.setMeta('m', bytes(1))), /closed/);
       });
@@ -482,6 +752,25 @@ export function runStoreContract(name: string, open: () => Promise<Store>, reope
           expect(store.get(data[0]!.bucket, data[0]!.key)).to.equal(undefined);
           expect(store.get(data[1]!.bucket, data[1]!.key)).to.deep.equal(data[1]!.object);
           expect(store.getMeta('node-id')).to.deep.equal(text('n-1'));
+        });
+
+        it('keeps every acknowledged hint across close and reopen, apart from the objects', async () => {
+          const data = scanData();
+          await store.apply([
+            ...data.map((e) => hintPut('n2', e.bucket, e.key, e.object)),
+            hintPut('n3', 'b', 'k', object(['n1/e1', 1, text('for n3')])),
+            put('b', 'k', object(['n1/e1', 1, text('own')])),
+          ]);
+          await store.apply([hintDel('n2', data[0]!.bucket, data[0]!.key)]);
+          const targets = targetsOf(store);
+          store = await reopen(store);
+          expect(store.hintsFor('n2', 10_000)).to.deep.equal(expectedHints(data.slice(1)));
+          expect(store.getHint('n2', data[0]!.bucket, data[0]!.key)).to.equal(undefined);
+          expect(store.getHint('n3', 'b', 'k')).to.deep.equal(object(['n1/e1', 1, text('for n3')]));
+          expect(targetsOf(store)).to.deep.equal(targets);
+          expect(targets.map((t) => [t.target, t.count])).to.deep.equal([['n2', data.length - 1], ['n3', 1]]);
+          expect(store.count()).to.equal(1);
+          expect(store.get('b', 'k')).to.deep.equal(object(['n1/e1', 1, text('own')]));
         });
 
         it('finishes writes already issued before resolving close', async () => {
