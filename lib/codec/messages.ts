@@ -36,6 +36,14 @@ const keyField = z.string().max(64 * 1024);
 export const levelSchema = z.union([z.literal('one'), z.literal('quorum'), z.literal('all'), z.number().int().min(0).max(255)]);
 export type Level = z.infer<typeof levelSchema>;
 
+/**
+ * A level as a request carries it. The wire takes any short string or number, so that a
+ * level out of range (0, negative, above n, an unknown name) reaches the core and is refused
+ * there with an INVALID_REQUEST naming the option, instead of closing the connection.
+ */
+const levelField = z.union([z.string().max(32), z.number()]);
+export type LevelInput = z.infer<typeof levelField>;
+
 const timeoutMs = z.number().int().min(1).max(REQUEST_TIMEOUT_MS_MAX);
 
 // ---- handshake (both roles) ----
@@ -81,8 +89,10 @@ export const putRequestSchema = z.strictObject({
   k: keyField,
   v: bytes,
   ctx: bytes.optional(),
-  w: levelSchema.optional(),
-  pw: levelSchema.optional(),
+  w: levelField.optional(),
+  pw: levelField.optional(),
+  /** Whether fallbacks may stand in for primaries that are down (sloppy quorum); default true. */
+  sloppy: z.boolean().optional(),
   timeout: timeoutMs.optional(),
 });
 
@@ -91,8 +101,9 @@ export const getRequestSchema = z.strictObject({
   id: requestId,
   b: bucketField,
   k: keyField,
-  r: levelSchema.optional(),
-  pr: levelSchema.optional(),
+  r: levelField.optional(),
+  pr: levelField.optional(),
+  sloppy: z.boolean().optional(),
   timeout: timeoutMs.optional(),
 });
 
@@ -102,8 +113,10 @@ export const deleteRequestSchema = z.strictObject({
   b: bucketField,
   k: keyField,
   ctx: bytes.optional(),
-  w: levelSchema.optional(),
-  pw: levelSchema.optional(),
+  w: levelField.optional(),
+  pw: levelField.optional(),
+  /** Whether fallbacks may stand in for primaries that are down (sloppy quorum); default true. */
+  sloppy: z.boolean().optional(),
   timeout: timeoutMs.optional(),
 });
 
@@ -111,7 +124,7 @@ export const deleteRequestSchema = z.strictObject({
 export const adminRequestSchema = z.strictObject({
   t: z.literal('admin'),
   id: requestId,
-  op: z.enum(['status', 'leave', 'bucket-set', 'bucket-list', 'ring', 'whereis']),
+  op: z.enum(['status', 'leave', 'bucket-set', 'bucket-list', 'ring', 'whereis', 'topology', 'inspect']),
   bucket: bucketField.optional(),
   key: keyField.optional(),
   props: z
@@ -234,6 +247,53 @@ export const syncSchema = z.strictObject({
   meta: bytes.optional(),
 });
 
+// ---- peer messages: replication ----
+
+/**
+ * A stored object (a dotted version vector of sibling values, `null` for a tombstone) as it
+ * travels between replicas. The wire only checks that it is a map; the core checks its
+ * shape in full (clock/dvv.ts validateDvv) before it merges anything, and answers a
+ * malformed one as a failed replica. No size limit applies: refusing merged data on a
+ * replica-to-replica path would lose it.
+ */
+const storedObject = z.custom<{ readonly entries: unknown }>((v) => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array), {
+  message: 'expected a stored object',
+});
+
+const rid = sequence;
+
+/**
+ * Replicate: merge `obj` into the receiver's copy of (b, k). With `hint`, the receiver is a
+ * fallback standing in for that node and keeps the object as a durable hint for it instead.
+ * Answered with `rput-ok` once durable, or `rerr`.
+ */
+export const rputSchema = z.strictObject({ t: z.literal('rput'), from: nodeId, rid, b: bucketField, k: keyField, obj: storedObject, hint: nodeId.optional() });
+export const rputOkSchema = z.strictObject({ t: z.literal('rput-ok'), from: nodeId, rid });
+/** Read (b, k) as the receiver holds it durably; with `hint`, the hint it holds for that node. */
+export const rgetSchema = z.strictObject({ t: z.literal('rget'), from: nodeId, rid, b: bucketField, k: keyField, hint: nodeId.optional() });
+/** `obj` absent: the replica holds nothing for the key. */
+export const rgetOkSchema = z.strictObject({ t: z.literal('rget-ok'), from: nodeId, rid, obj: storedObject.optional() });
+/** A replica could not do what was asked (storage failed, a budget is spent): it counts as a failed replica. */
+export const rerrSchema = z.strictObject({ t: z.literal('rerr'), from: nodeId, rid, code: z.enum(ERROR_CODES), msg: z.string().max(4096) });
+/** A client request passed to a node that can coordinate it (a replica of the key); answered by `fwd-reply`. */
+export const fwdSchema = z.strictObject({ t: z.literal('fwd'), from: nodeId, rid, req: z.discriminatedUnion('t', [putRequestSchema, getRequestSchema, deleteRequestSchema]) });
+export const fwdReplySchema = z.strictObject({
+  t: z.literal('fwd-reply'),
+  from: nodeId,
+  rid,
+  reply: z.discriminatedUnion('t', [putReplySchema, getReplySchema, deleteReplySchema, errorReplySchema]),
+});
+/** Hinted handoff: a batch of objects a fallback kept for the receiver; answered by `handoff-ok` once all are durable. */
+export const handoffSchema = z.strictObject({
+  t: z.literal('handoff'),
+  from: nodeId,
+  rid,
+  items: z.array(z.strictObject({ b: bucketField, k: keyField, obj: storedObject })).max(1024),
+});
+export const handoffOkSchema = z.strictObject({ t: z.literal('handoff-ok'), from: nodeId, rid });
+/** Every primary holds this tombstone and its grace period is over: drop it if it is still exactly what is stored. */
+export const reapSchema = z.strictObject({ t: z.literal('reap'), from: nodeId, b: bucketField, k: keyField, obj: storedObject });
+
 export type MemberState = z.infer<typeof memberStateSchema>;
 export type MemberStatus = (typeof MEMBER_STATUSES)[number];
 export type Liveness = (typeof LIVENESSES)[number];
@@ -243,9 +303,38 @@ export type PingReq = z.infer<typeof pingReqSchema>;
 export type Nack = z.infer<typeof nackSchema>;
 export type Gossip = z.infer<typeof gossipSchema>;
 export type Sync = z.infer<typeof syncSchema>;
-export type PeerMessage = Ping | Ack | PingReq | Nack | Gossip | Sync;
+export type Rput = z.infer<typeof rputSchema>;
+export type RputOk = z.infer<typeof rputOkSchema>;
+export type Rget = z.infer<typeof rgetSchema>;
+export type RgetOk = z.infer<typeof rgetOkSchema>;
+export type Rerr = z.infer<typeof rerrSchema>;
+export type Fwd = z.infer<typeof fwdSchema>;
+export type FwdReply = z.infer<typeof fwdReplySchema>;
+export type Handoff = z.infer<typeof handoffSchema>;
+export type HandoffOk = z.infer<typeof handoffOkSchema>;
+export type Reap = z.infer<typeof reapSchema>;
+export type MembershipMessage = Ping | Ack | PingReq | Nack | Gossip | Sync;
+export type ReplicationMessage = Rput | RputOk | Rget | RgetOk | Rerr | Fwd | FwdReply | Handoff | HandoffOk | Reap;
+export type PeerMessage = MembershipMessage | ReplicationMessage;
 
-export const peerMessageSchema = z.discriminatedUnion('t', [pingSchema, ackSchema, pingReqSchema, nackSchema, gossipSchema, syncSchema]);
+export const peerMessageSchema = z.discriminatedUnion('t', [
+  pingSchema,
+  ackSchema,
+  pingReqSchema,
+  nackSchema,
+  gossipSchema,
+  syncSchema,
+  rputSchema,
+  rputOkSchema,
+  rgetSchema,
+  rgetOkSchema,
+  rerrSchema,
+  fwdSchema,
+  fwdReplySchema,
+  handoffSchema,
+  handoffOkSchema,
+  reapSchema,
+]);
 
 export type HandshakeMessage = Hello | Welcome | Auth | Ready;
 export type ClientRequest = PutRequest | GetRequest | DeleteRequest | AdminRequest;

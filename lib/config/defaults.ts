@@ -52,6 +52,14 @@ const defaults: ChorusConfig = {
     pr: 0,
     pw: 0,
     requestTimeoutMs: 5000,
+    sloppy: true,
+    tombstoneGraceMs: 60_000,
+  },
+  handoff: {
+    intervalMs: 1000,
+    batchKeys: 256,
+    hintsPerTargetMax: 1_000_000,
+    hintBytesPerTargetMax: GIB,
   },
   limits: {
     bucketBytesMax: DATA_LIMITS_DEFAULT.bucketBytesMax,

@@ -102,6 +102,15 @@ const ReplicationSchema = z.strictObject({
   pr: level(0).describe('replies from primary replicas a read requires'),
   pw: level(0).describe('acknowledgements from primary replicas a write requires'),
   requestTimeoutMs: positiveInt().max(REQUEST_TIMEOUT_MS_MAX).describe('default request deadline'),
+  sloppy: z.boolean().describe('whether fallbacks stand in for primaries that are down (sloppy quorum)'),
+  tombstoneGraceMs: positiveInt().describe('time a tombstone every primary holds is kept before it is reaped'),
+});
+
+const HandoffSchema = z.strictObject({
+  intervalMs: positiveInt().describe('time between hint delivery rounds'),
+  batchKeys: positiveInt().max(1024).describe('hints sent per batch'),
+  hintsPerTargetMax: positiveInt().describe('hints kept for one node at most; past it, its writes are not hinted'),
+  hintBytesPerTargetMax: positiveInt().describe('estimated bytes of hints kept for one node at most'),
 });
 
 const LimitsSchema = z.strictObject({
@@ -137,6 +146,7 @@ export const ChorusConfigSchema = z.strictObject({
   node: NodeSchema,
   storage: StorageSchema,
   replication: ReplicationSchema,
+  handoff: HandoffSchema,
   limits: LimitsSchema,
   transport: TransportSchema,
   membership: MembershipSchema,
@@ -180,17 +190,21 @@ function checkQuorums({ replication }: ChorusConfig): ConfigProblem[] {
   return problems;
 }
 
+/** A hint's key starts with its target's node id (at most 64 bytes) and a 0 byte. */
+const HINT_PREFIX_BYTES_MAX = 65;
+
 function checkLimits({ limits, transport }: ChorusConfig): ConfigProblem[] {
   const { bucketBytesMax, keyBytesMax, valueBytesMax, siblingsMax, siblingsWarn } = limits;
   const problems = atMost('limits.siblingsWarn', siblingsWarn, 'limits.siblingsMax', siblingsMax);
-  // A storage key is token (4 bytes) ‖ bucket ‖ 0 ‖ key, and LMDB refuses keys longer than its maximum.
-  const storageKeyBytes = 4 + bucketBytesMax + 1 + keyBytesMax;
+  // A storage key is token (4 bytes) ‖ bucket ‖ 0 ‖ key, and a hint's key puts the target node's
+  // id (up to 64 bytes) and a 0 in front of it; LMDB refuses keys longer than its maximum.
+  const storageKeyBytes = HINT_PREFIX_BYTES_MAX + 4 + bucketBytesMax + 1 + keyBytesMax;
   if (storageKeyBytes > STORAGE_KEY_BYTES_MAX) {
     problems.push({
       key: 'limits.keyBytesMax',
       message:
-        `4 + limits.bucketBytesMax + 1 + limits.keyBytesMax must be ≤ ${STORAGE_KEY_BYTES_MAX} (LMDB's key size limit), ` +
-        `got 4 + ${bucketBytesMax} + 1 + ${keyBytesMax} = ${storageKeyBytes}`,
+        `${HINT_PREFIX_BYTES_MAX} + 4 + limits.bucketBytesMax + 1 + limits.keyBytesMax must be ≤ ${STORAGE_KEY_BYTES_MAX} (LMDB's key size limit, ` +
+        `with room for a hint's node id), got ${HINT_PREFIX_BYTES_MAX} + 4 + ${bucketBytesMax} + 1 + ${keyBytesMax} = ${storageKeyBytes}`,
       related: ['limits.bucketBytesMax'],
     });
   }
@@ -208,7 +222,7 @@ function checkLimits({ limits, transport }: ChorusConfig): ConfigProblem[] {
   return problems;
 }
 
-function checkTimes({ replication, transport, runtime }: ChorusConfig): ConfigProblem[] {
+function checkTimes({ replication, handoff, transport, runtime }: ChorusConfig): ConfigProblem[] {
   const problems = atMost(
     'transport.reconnectDelayMs',
     transport.reconnectDelayMs,
@@ -218,6 +232,8 @@ function checkTimes({ replication, transport, runtime }: ChorusConfig): ConfigPr
   // Every timeout is counted in whole ticks, so each must last at least one tick.
   const timeouts = [
     ['replication.requestTimeoutMs', replication.requestTimeoutMs],
+    ['replication.tombstoneGraceMs', replication.tombstoneGraceMs],
+    ['handoff.intervalMs', handoff.intervalMs],
     ['transport.handshakeTimeoutMs', transport.handshakeTimeoutMs],
     ['transport.pingIntervalMs', transport.pingIntervalMs],
     ['transport.reconnectDelayMs', transport.reconnectDelayMs],

@@ -139,6 +139,7 @@ export class Membership {
   private nextJoinTick = 0;
   private joinDelayTicks: number;
   private leaveAtTick: number | undefined;
+  private changes = 0;
 
   constructor(deps: MembershipDeps, init: MembershipInit) {
     this.prng = deps.prng;
@@ -182,6 +183,20 @@ export class Membership {
       rows.push({ ...member.state, heardTicksAgo: member.lastHeardTick === undefined ? undefined : this.now - member.lastHeardTick });
     }
     return rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /**
+   * Counts changes to the member table (a member discovered, or news that superseded what was
+   * known, this node's own state included): equal counts, equal table. Placement rebuilds its
+   * ring only when it moves.
+   */
+  get version(): number {
+    return this.changes;
+  }
+
+  /** What this node believes of member `id` (itself included), or undefined if unknown. */
+  member(id: string): MemberState | undefined {
+    return id === this.self.id ? this.self : this.members.get(id)?.state;
   }
 
   /** Members that are neither dead nor left, itself included. */
@@ -421,6 +436,7 @@ export class Membership {
     const member = this.members.get(update.id);
     if (member === undefined) {
       this.members.set(update.id, { state: update, lastHeardTick: undefined, deadSinceTick: update.live === 'dead' ? this.now : undefined });
+      this.changes++;
       if (update.live === 'suspect') this.startSuspicion(update.id, update.inc, update.by ?? from);
       this.broadcasts.push(update);
       out.push({ kind: 'event', level: 'info', msg: 'member discovered', fields: { member: update.id, addr: update.addr, live: update.live, status: update.status, inc: update.inc } });
@@ -434,6 +450,7 @@ export class Membership {
     }
     if (!supersedes(update, current)) return;
     member.state = update;
+    this.changes++;
     if (update.live === 'suspect' && (current.live !== 'suspect' || current.inc !== update.inc)) this.startSuspicion(update.id, update.inc, update.by ?? from);
     if (update.live !== 'suspect') this.suspicions.delete(update.id);
     member.deadSinceTick = update.live === 'dead' ? (current.live === 'dead' ? member.deadSinceTick : this.now) : undefined;
@@ -461,6 +478,7 @@ export class Membership {
   private setSelf(change: { status?: MemberStatus; inc?: number }, out: MembershipOutput[]): void {
     const inc = change.inc ?? this.self.inc + 1;
     this.self = { ...this.self, status: change.status ?? this.self.status, live: 'alive', inc };
+    this.changes++;
     out.push({ kind: 'incarnation', value: inc });
     this.broadcasts.push(this.self);
   }

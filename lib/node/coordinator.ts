@@ -1,31 +1,44 @@
 /**
- * The coordinator: put, get and delete requests from clients, as per-request state machines.
+ * The coordinator: put, get and delete requests, as per-request state machines around a
+ * quorum `Tally` (replication/tally.ts) over the key's replicas.
  *
- * Coordination: every request is a per-request state machine around a quorum `Tally` over
- * the key's replica set (today this node alone; the ring widens it). A put is applied by a
- * replica, which creates the new dot, and counts toward `w` only once the shell reports the
- * write durable. A put reads the newest local version, including writes still on their way
- * to disk (the `pending` overlay), so two puts in one tick never lose each other's dots; a
- * get reads only what the store holds, so it never returns a value that a crash could
- * still take back.
+ * Any node coordinates. A request first resolves its levels against the bucket's `n`
+ * (request, then bucket properties, then cluster defaults) and picks its targets: the key's
+ * alive primaries and, in a sloppy quorum, a fallback for each primary that is down. Too
+ * few targets for the quorum is UNAVAILABLE before anything is sent.
  *
- * Deadlines are ticks: each request is filed under the tick at which it expires, and a tick
- * replies TIMEOUT to whatever is still open, saying whether a write may have landed.
+ * - A put (or a delete, which writes a tombstone) is applied first by a replica of the key,
+ *   which creates the new dot with its own actor: this node when it is a target, otherwise
+ *   the request is forwarded whole to a target that then coordinates it (Riak's put FSM
+ *   does the same). The new version goes to the other targets at once; each answers once it
+ *   is durable, and the reply waits for `w` of them, `pw` from primaries.
+ * - A get asks every target and answers after `r` replies (`pr` from primaries), merging
+ *   what they hold. It then waits for the rest (or its deadline) and sends the merged
+ *   version to every primary that answered with less: read repair, after the reply.
+ *
+ * A request stays open after its reply until every target answered or its deadline passed,
+ * so that read repair sees every answer and a delete learns whether every primary holds its
+ * tombstone. Such a delete schedules the tombstone's reaping after a grace period.
+ *
+ * Deadlines are ticks: each request is filed under the tick at which it expires; a request
+ * still unanswered then gets TIMEOUT, saying whether a write may have landed.
  */
 
 import { assert } from '../base/assert.js';
-import { ChorusError, InvalidRequestError, OverloadedError, StorageError, TimeoutError, UnavailableError } from '../base/errors.js';
+import { ChorusError, type ErrorCode, InvalidRequestError, OverloadedError, StorageError, TimeoutError, UnavailableError } from '../base/errors.js';
 import { CONNECTION_REQUESTS_INFLIGHT_MAX, NODE_REQUESTS_INFLIGHT_MAX, type DataLimits } from '../base/limits.js';
 import { encodeContext } from '../clock/context.js';
-import { join, type Actor } from '../clock/dvv.js';
+import { dvvDescends, join, sync, type Actor, type VersionVector } from '../clock/dvv.js';
 import type { KvObject } from '../clock/object.js';
-import type { ClientReply, DeleteRequest, GetRequest, Level, PutRequest } from '../codec/messages.js';
-import { resolveLevel } from '../replication/levels.js';
-import { applyPut, deleteContext, liveValues } from '../replication/replica.js';
+import type { ClientReply, DeleteRequest, GetRequest, Level, LevelInput, PeerMessage, PutRequest } from '../codec/messages.js';
+import { HintBook, objectBytes } from '../handoff/hints.js';
+import { checkLevel, resolveLevel, type LevelName } from '../replication/levels.js';
+import { applyPut, checkObject, deleteContext, liveValues } from '../replication/replica.js';
 import { quorumShortfall, Tally, type QuorumSpec, type ReplicaTarget } from '../replication/tally.js';
+import { chooseTargets } from '../replication/targets.js';
 import type { ConnId, NodeOutput } from './io.js';
+import type { LocalReplica } from './local-replica.js';
 import type { Placement } from './placement.js';
-import type { StoreReader } from './ports.js';
 import { checkBucketKey, checkValue, parseContext } from './validate.js';
 
 export interface ReplicationDefaults {
@@ -34,6 +47,10 @@ export interface ReplicationDefaults {
   readonly w: Level;
   readonly pr: Level;
   readonly pw: Level;
+  /** Whether fallbacks stand in for primaries that are down, unless a request says otherwise. */
+  readonly sloppy: boolean;
+  /** How long a tombstone every primary holds is kept before it is reaped. */
+  readonly tombstoneGraceMs: number;
 }
 
 export interface CoordinatorInit {
@@ -48,45 +65,106 @@ export interface CoordinatorInit {
 }
 
 export interface CoordinatorDeps {
-  readonly store: StoreReader;
+  readonly local: LocalReplica;
+  readonly hints: HintBook;
   readonly placement: Placement;
+  /** A request id for a message to a peer, unique on this node. */
+  readonly rid: () => number;
+  /** Handles a message this node sends to itself (a reap of a key it is a primary of). */
+  readonly toSelf: (message: PeerMessage, out: NodeOutput[]) => void;
 }
 
 /** The data requests a client may send; admin requests go elsewhere. */
 export type DataRequest = PutRequest | GetRequest | DeleteRequest;
 
-interface Coordinated {
-  readonly conn: ConnId;
+/** Who asked: a client connection, or a peer that forwarded its client's request. */
+export type Origin = { readonly kind: 'client'; readonly conn: ConnId } | { readonly kind: 'peer'; readonly node: string; readonly rid: number };
+
+/** Ticks a forwarding node waits past the request's own timeout for the coordinator's answer. */
+const FORWARD_GRACE_TICKS = 50;
+
+/** Tombstones waiting for their grace period at most; past this a tombstone is simply kept. */
+const REAPS_PENDING_MAX = 100_000;
+
+interface Open {
+  readonly origin: Origin;
+  /** Peer request ids this request is waiting on. */
+  readonly rids: number[];
   readonly id: number;
-  readonly op: 'put' | 'del';
+  readonly bucket: string;
+  readonly key: string;
   readonly tally: Tally;
+  readonly targets: readonly ReplicaTarget[];
   readonly deadline: number;
-  /** The context to return: present only when the write left a single sibling (see putReply). */
-  ctx: Uint8Array | undefined;
-  readonly siblings: number;
+  replied: boolean;
 }
 
-interface PendingWrite {
-  readonly writeId: number;
+interface OpenWrite extends Open {
+  readonly kind: 'write';
+  readonly op: 'put' | 'del';
   readonly object: KvObject;
+  /** The context to return: present only when the write left a single sibling (see putReply). */
+  readonly ctx: Uint8Array | undefined;
+  readonly siblings: number;
+  /** Primaries that acknowledged, and how many primaries the key has. */
+  primariesAcked: number;
+  /** Whether every failure so far was a storage failure (reported as STORAGE, not UNAVAILABLE). */
+  storageFailuresOnly: boolean;
+  readonly primaries: number;
+}
+
+interface OpenRead extends Open {
+  readonly kind: 'read';
+  merged: KvObject | undefined;
+  /** What each target that answered holds (undefined: nothing). */
+  readonly answers: Map<string, KvObject | undefined>;
+}
+
+interface OpenForward {
+  readonly kind: 'forward';
+  readonly origin: Origin;
+  readonly rids: number[];
+  readonly id: number;
+  readonly op: DataRequest['t'];
+  readonly deadline: number;
+}
+
+type Request = OpenWrite | OpenRead | OpenForward;
+
+interface Plan {
+  readonly n: number;
+  readonly spec: QuorumSpec;
+  readonly targets: readonly ReplicaTarget[];
+  readonly primaries: number;
+  /** Primaries that are down with no fallback standing in for them. */
+  readonly uncovered: readonly string[];
+}
+
+export interface CoordinatorStats {
+  readonly readRepairs: number;
+  readonly forwarded: number;
+  /** Tombstones whose grace period ended, sent to their primaries to reap. */
+  readonly reapsSent: number;
 }
 
 export class Coordinator {
   private readonly init: CoordinatorInit;
   private readonly deps: CoordinatorDeps;
   private now = 0;
-  private writeIdNext = 1;
   private requestNext = 1;
-  /** Open coordinated writes by internal request number. */
-  private readonly writes = new Map<number, Coordinated>();
-  /** Which request (and replica) each storage batch belongs to. */
-  private readonly batches = new Map<number, { readonly request: number; readonly node: string; readonly storageKey: string }>();
-  /** Newest not-yet-durable version per storage key, read by later puts. */
-  private readonly pending = new Map<string, PendingWrite>();
+  private readonly requests = new Map<number, Request>();
+  /** Peer request ids of messages this coordinator sent, and the request and target each is for. */
+  private readonly remote = new Map<number, { readonly request: number; readonly node: string }>();
   /** Requests filed by the tick at which they time out. */
   private readonly deadlines = new Map<number, number[]>();
+  /** Tombstones to reap, filed by the tick their grace period ends. */
+  private readonly reaps = new Map<number, { readonly bucket: string; readonly key: string; readonly object: KvObject; readonly primaries: readonly string[] }[]>();
+  private reapsPending = 0;
   private readonly inflightByConn = new Map<ConnId, number>();
   private readonly closedConns = new Set<ConnId>();
+  private readRepairs = 0;
+  private forwarded = 0;
+  private reapsSent = 0;
 
   constructor(deps: CoordinatorDeps, init: CoordinatorInit) {
     assert(init.tickMs > 0, 'tickMs must be positive');
@@ -98,84 +176,108 @@ export class Coordinator {
     return this.now;
   }
 
+  /** Requests open on this node (coordinated or forwarded), replied or not. */
   get inflight(): number {
-    return this.writes.size;
+    return this.requests.size;
+  }
+
+  get stats(): CoordinatorStats {
+    return { readRepairs: this.readRepairs, forwarded: this.forwarded, reapsSent: this.reapsSent };
   }
 
   onTick(out: NodeOutput[]): void {
     this.now++;
     const due = this.deadlines.get(this.now);
-    if (due === undefined) return;
-    this.deadlines.delete(this.now);
-    for (const request of due) {
-      const write = this.writes.get(request);
-      if (write === undefined) continue;
-      this.finish(request, write, out, new TimeoutError(`${write.op} timed out after ${write.tally.received} of ${write.tally.spec.required} acknowledgements`, {
-        required: write.tally.spec.required,
-        received: write.tally.received,
-        mayHaveLanded: true,
-      }));
+    if (due !== undefined) {
+      this.deadlines.delete(this.now);
+      for (const number of due) this.expire(number, out);
+    }
+    const reaps = this.reaps.get(this.now);
+    if (reaps !== undefined) {
+      this.reaps.delete(this.now);
+      this.reapsPending -= reaps.length;
+      for (const reap of reaps) {
+        for (const node of reap.primaries) this.send(node, { t: 'reap', from: this.init.nodeId, b: reap.bucket, k: reap.key, obj: reap.object }, out);
+        this.reapsSent++;
+      }
     }
   }
 
   onClientRequest(conn: ConnId, request: DataRequest, out: NodeOutput[]): void {
     this.closedConns.delete(conn);
-    const refusal = this.admit(conn);
-    if (refusal) return this.reply(conn, errorReply(request.id, refusal), out);
+    this.onRequest({ kind: 'client', conn }, request, out);
+  }
+
+  /** A peer forwarded its client's request: coordinate it here, or refuse it so the client may retry. */
+  onForwarded(from: string, rid: number, request: DataRequest, out: NodeOutput[]): void {
+    this.onRequest({ kind: 'peer', node: from, rid }, request, out);
+  }
+
+  private onRequest(origin: Origin, request: DataRequest, out: NodeOutput[]): void {
+    const refusal = this.admit(origin);
+    if (refusal) return this.reply(origin, errorReply(request.id, refusal), out);
     switch (request.t) {
       case 'put':
-        return this.onPut(conn, request, out);
+        return this.onPut(origin, request, out);
       case 'get':
-        return this.onGet(conn, request, out);
+        return this.onGet(origin, request, out);
       case 'del':
-        return this.onDelete(conn, request, out);
+        return this.onDelete(origin, request, out);
     }
   }
 
-  private admit(conn: ConnId): ChorusError | undefined {
-    if ((this.inflightByConn.get(conn) ?? 0) >= CONNECTION_REQUESTS_INFLIGHT_MAX) {
+  private admit(origin: Origin): ChorusError | undefined {
+    if (origin.kind === 'client' && (this.inflightByConn.get(origin.conn) ?? 0) >= CONNECTION_REQUESTS_INFLIGHT_MAX) {
       return new OverloadedError(`over ${CONNECTION_REQUESTS_INFLIGHT_MAX} requests in flight on this connection`, { limit: CONNECTION_REQUESTS_INFLIGHT_MAX });
     }
-    if (this.writes.size >= NODE_REQUESTS_INFLIGHT_MAX) {
+    if (this.requests.size >= NODE_REQUESTS_INFLIGHT_MAX) {
       return new OverloadedError(`node has ${NODE_REQUESTS_INFLIGHT_MAX} requests in flight`, { limit: NODE_REQUESTS_INFLIGHT_MAX });
+    }
+    if (!this.deps.placement.ready) {
+      return new UnavailableError('this node has not joined its cluster yet', { mayHaveLanded: false, retry: true });
     }
     return undefined;
   }
 
-  private onPut(conn: ConnId, request: PutRequest, out: NodeOutput[]): void {
+  // ---- put and delete ----
+
+  private onPut(origin: Origin, request: PutRequest, out: NodeOutput[]): void {
     const invalid = checkBucketKey(request.b, request.k, this.init.limits) ?? checkValue(request.v, this.init.limits);
-    if (invalid) return this.reply(conn, errorReply(request.id, invalid), out);
+    if (invalid) return this.reply(origin, errorReply(request.id, invalid), out);
     const context = parseContext(request.ctx);
-    if (!context.ok) return this.reply(conn, errorReply(request.id, context.error), out);
-    this.coordinateWrite(conn, request, 'put', (current) => ({ context: context.value, value: request.v, current }), out);
+    if (!context.ok) return this.reply(origin, errorReply(request.id, context.error), out);
+    this.coordinateWrite(origin, request, 'put', (current) => ({ context: context.value, value: request.v, current }), out);
   }
 
-  private onDelete(conn: ConnId, request: DeleteRequest, out: NodeOutput[]): void {
+  private onDelete(origin: Origin, request: DeleteRequest, out: NodeOutput[]): void {
     const invalid = checkBucketKey(request.b, request.k, this.init.limits);
-    if (invalid) return this.reply(conn, errorReply(request.id, invalid), out);
+    if (invalid) return this.reply(origin, errorReply(request.id, invalid), out);
     const context = parseContext(request.ctx);
-    if (!context.ok) return this.reply(conn, errorReply(request.id, context.error), out);
-    this.coordinateWrite(conn, request, 'del', (current) => ({ context: deleteContext(current, context.value), value: null, current }), out);
+    if (!context.ok) return this.reply(origin, errorReply(request.id, context.error), out);
+    this.coordinateWrite(origin, request, 'del', (current) => ({ context: deleteContext(current, context.value), value: null, current }), out);
   }
 
-  /**
-   * Plans a write over the key's replicas and applies it at the first replica, which creates
-   * the dot. With one replica (this node) that is the whole write; replication fans it out.
-   */
+  /** Applies the write here when this node is a target (creating the dot), then sends it to the other targets. */
   private coordinateWrite(
-    conn: ConnId,
+    origin: Origin,
     request: PutRequest | DeleteRequest,
     op: 'put' | 'del',
-    plan: (current: KvObject | undefined) => { context: ReturnType<typeof join>; value: Uint8Array | null; current: KvObject | undefined },
+    plan: (current: KvObject | undefined) => { context: VersionVector; value: Uint8Array | null; current: KvObject | undefined },
     out: NodeOutput[],
   ): void {
-    const quorum = this.quorumFor(request.b, request.k, request.w ?? this.init.replication.w, request.pw ?? this.init.replication.pw, 'w');
-    if (!quorum.ok) return this.reply(conn, errorReply(request.id, quorum.error), out);
-    const first = quorum.targets[0];
-    assert(first !== undefined && first.node === this.init.nodeId, 'the coordinator is the only replica until the ring exists');
+    const planned = this.plan(request.b, request.w, request.pw, request.sloppy, 'w', request.k);
+    if (!planned.ok) return this.reply(origin, errorReply(request.id, planned.error), out);
+    const self = planned.plan.targets.find((t) => t.node === this.init.nodeId);
+    if (self === undefined) return this.forward(origin, request, planned.plan.targets, out);
 
-    const storageKey = storageKeyOf(request.b, request.k);
-    const current = this.pending.get(storageKey)?.object ?? this.deps.store.get(request.b, request.k);
+    const slot = { bucket: request.b, key: request.k, hintFor: self.hintFor };
+    let current: KvObject | undefined;
+    try {
+      current = this.deps.local.latest(slot);
+    } catch (error) {
+      out.push({ kind: 'log', level: 'error', msg: 'local read failed', fields: { bucket: request.b, key: request.k, reason: String(error) } });
+      return this.reply(origin, errorReply(request.id, new StorageError('this node cannot read the key; try another node', { mayHaveLanded: false, retry: true })), out);
+    }
     const { context, value } = plan(current);
     const written = applyPut(current, context, value, this.init.actor);
     if (written.siblings > this.init.limits.siblingsMax) {
@@ -183,7 +285,7 @@ export class Coordinator {
         siblings: written.siblings,
         limit: this.init.limits.siblingsMax,
       });
-      return this.reply(conn, errorReply(request.id, error), out);
+      return this.reply(origin, errorReply(request.id, error), out);
     }
     if (written.siblings >= this.init.limits.siblingsWarn) {
       out.push({ kind: 'log', level: 'warn', msg: 'many siblings', fields: { bucket: request.b, key: request.k, siblings: written.siblings } });
@@ -191,67 +293,370 @@ export class Coordinator {
 
     const number = this.requestNext++;
     const deadline = this.now + this.timeoutTicks(request.timeout);
-    const ctx = written.siblings === 1 ? encodeContext(join(written.object)) : undefined;
-    this.writes.set(number, { conn, id: request.id, op, tally: new Tally(quorum.spec, quorum.targets), deadline, ctx, siblings: written.siblings });
-    this.fileDeadline(number, deadline);
-    this.inflightByConn.set(conn, (this.inflightByConn.get(conn) ?? 0) + 1);
+    const write: OpenWrite = {
+      kind: 'write',
+      origin,
+      rids: [],
+      id: request.id,
+      bucket: request.b,
+      key: request.k,
+      tally: new Tally(planned.plan.spec, planned.plan.targets),
+      targets: planned.plan.targets,
+      deadline,
+      replied: false,
+      op,
+      object: written.object,
+      ctx: written.siblings === 1 ? encodeContext(join(written.object)) : undefined,
+      siblings: written.siblings,
+      primariesAcked: 0,
+      storageFailuresOnly: true,
+      primaries: planned.plan.primaries,
+    };
+    this.open(number, write);
 
-    const writeId = this.writeIdNext++;
-    this.pending.set(storageKey, { writeId, object: written.object });
-    this.batches.set(writeId, { request: number, node: this.init.nodeId, storageKey });
-    out.push({ kind: 'store-write', writeId, writes: [{ op: 'put', bucket: request.b, key: request.k, object: written.object }] });
+    if (self.hintFor !== undefined && !this.admitHint(self.hintFor, slot, written.object)) {
+      this.onWriteAnswer(number, this.init.nodeId, false, out, 'OVERLOADED');
+    } else {
+      const bytes = self.hintFor === undefined ? 0 : objectBytes(written.object);
+      const replaced = self.hintFor === undefined || current === undefined ? undefined : objectBytes(current);
+      this.deps.local.write([{ ...slot, object: written.object }], out, (failure, done) => {
+        if (failure !== undefined) done.push({ kind: 'log', level: 'error', msg: 'storage write failed', fields: { bucket: request.b, key: request.k, reason: failure } });
+        else if (self.hintFor !== undefined) this.deps.hints.stored(self.hintFor, bytes, replaced);
+        this.onWriteAnswer(number, this.init.nodeId, failure === undefined, done, 'STORAGE');
+      });
+    }
+    if (self.hintFor === undefined) this.keepHints(request.b, request.k, planned.plan.uncovered, written.object, out);
+    for (const target of planned.plan.targets) {
+      if (target.node === this.init.nodeId) continue;
+      const rid = this.track(number, target.node);
+      this.send(target.node, { t: 'rput', from: this.init.nodeId, rid, b: request.b, k: request.k, obj: written.object, ...(target.hintFor === undefined ? {} : { hint: target.hintFor }) }, out);
+    }
   }
 
-  private onGet(conn: ConnId, request: GetRequest, out: NodeOutput[]): void {
-    const invalid = checkBucketKey(request.b, request.k, this.init.limits);
-    if (invalid) return this.reply(conn, errorReply(request.id, invalid), out);
-    const quorum = this.quorumFor(request.b, request.k, request.r ?? this.init.replication.r, request.pr ?? this.init.replication.pr, 'r');
-    if (!quorum.ok) return this.reply(conn, errorReply(request.id, quorum.error), out);
-    const tally = new Tally(quorum.spec, quorum.targets);
-    let object: KvObject | undefined;
-    try {
-      object = this.deps.store.get(request.b, request.k);
-      tally.ack(this.init.nodeId);
-    } catch (error) {
-      tally.fail(this.init.nodeId);
-      out.push({ kind: 'log', level: 'error', msg: 'local read failed', fields: { bucket: request.b, key: request.k, reason: String(error) } });
-    }
-    if (tally.outcome !== 'met') {
-      const error = new StorageError('no replica could read the key', { required: tally.spec.required, received: tally.received });
-      return this.reply(conn, errorReply(request.id, error), out);
-    }
-    const values = liveValues(object);
-    const ctx = encodeContext(object === undefined ? [] : join(object));
-    this.reply(conn, { t: 'get-ok', id: request.id, found: values.length > 0, values, ctx }, out);
-  }
-
-  onStoreDone(writeId: number, failure: string | undefined, out: NodeOutput[]): void {
-    const batch = this.batches.get(writeId);
-    if (batch === undefined) return;
-    this.batches.delete(writeId);
-    if (this.pending.get(batch.storageKey)?.writeId === writeId) this.pending.delete(batch.storageKey);
-    const write = this.writes.get(batch.request);
-    if (write === undefined) return;
-    if (failure !== undefined) {
-      out.push({ kind: 'log', level: 'error', msg: 'storage write failed', fields: { writeId, reason: failure } });
-      if (write.tally.fail(batch.node) === 'failed') {
-        this.finish(batch.request, write, out, new StorageError(`storage write failed: ${failure}`, { required: write.tally.spec.required, received: write.tally.received }));
+  /**
+   * Primaries that are down with no fallback to stand in (a cluster of n nodes, or a request
+   * with `sloppy: false`) still get the write later: the coordinator keeps a hint for each,
+   * as Cassandra's coordinator does. These hints do not count toward `w`; they only spare
+   * the primary a gap that would otherwise wait for anti-entropy.
+   */
+  private keepHints(bucket: string, key: string, primaries: readonly string[], object: KvObject, out: NodeOutput[]): void {
+    for (const primary of primaries) {
+      const slot = { bucket, key, hintFor: primary };
+      let current: KvObject | undefined;
+      try {
+        current = this.deps.local.latest(slot);
+      } catch {
+        continue;
       }
-      return;
+      const merged = current === undefined ? object : sync(current, object);
+      const bytes = objectBytes(merged);
+      if (!this.deps.hints.admits(primary, current !== undefined, bytes)) {
+        this.deps.hints.dropped(primary);
+        continue;
+      }
+      const replaced = current === undefined ? undefined : objectBytes(current);
+      this.deps.local.write([{ ...slot, object: merged }], out, (failure, done) => {
+        if (failure === undefined) this.deps.hints.stored(primary, bytes, replaced);
+        else done.push({ kind: 'log', level: 'warn', msg: 'keeping a hint failed', fields: { bucket, key, target: primary, reason: failure } });
+      });
     }
-    if (write.tally.ack(batch.node) === 'met') this.finish(batch.request, write, out, undefined);
   }
 
-  private finish(request: number, write: Coordinated, out: NodeOutput[], error: ChorusError | undefined): void {
-    this.writes.delete(request);
-    const left = (this.inflightByConn.get(write.conn) ?? 1) - 1;
-    if (left > 0) this.inflightByConn.set(write.conn, left);
-    else this.inflightByConn.delete(write.conn);
-    let reply: ClientReply;
-    if (error) reply = errorReply(write.id, error);
-    else if (write.op === 'del') reply = { t: 'del-ok', id: write.id };
-    else reply = write.ctx === undefined ? { t: 'put-ok', id: write.id, siblings: write.siblings } : { t: 'put-ok', id: write.id, ctx: write.ctx, siblings: write.siblings };
-    this.reply(write.conn, reply, out);
+  /** Whether this node, as a fallback, may keep one more hint; counts a drop when not. */
+  private admitHint(target: string, slot: { bucket: string; key: string; hintFor?: string | undefined }, object: KvObject): boolean {
+    let replaces: boolean;
+    try {
+      replaces = this.deps.local.latest(slot) !== undefined;
+    } catch {
+      replaces = false;
+    }
+    if (this.deps.hints.admits(target, replaces, objectBytes(object))) return true;
+    this.deps.hints.dropped(target);
+    return false;
+  }
+
+  private onWriteAnswer(number: number, node: string, ok: boolean, out: NodeOutput[], code?: ErrorCode): void {
+    const write = this.requests.get(number);
+    if (write === undefined || write.kind !== 'write') return;
+    const target = write.targets.find((t) => t.node === node);
+    if (ok) {
+      const before = write.tally.received;
+      write.tally.ack(node);
+      // The tally ignores repeated answers; count a primary only when its answer counted.
+      if (target?.primary === true && write.tally.received > before) write.primariesAcked++;
+    } else {
+      write.tally.fail(node);
+      if (code !== 'STORAGE') write.storageFailuresOnly = false;
+    }
+    const outcome = write.tally.outcome;
+    if (!write.replied && outcome === 'met') {
+      write.replied = true;
+      this.replyTo(write, writeReply(write), out);
+    } else if (!write.replied && outcome === 'failed') {
+      write.replied = true;
+      const { required, received } = { required: write.tally.spec.required, received: write.tally.received };
+      const details = { required, received, failed: write.tally.failures, mayHaveLanded: true };
+      const message = `${write.op}: ${write.tally.failures} of ${write.targets.length} replicas failed, ${received} of ${required} acknowledged`;
+      this.replyTo(write, errorReply(write.id, write.storageFailuresOnly ? new StorageError(message, details) : new UnavailableError(message, details)), out);
+    }
+    if (write.tally.received + write.tally.failures === write.targets.length) this.close(number, write, out);
+  }
+
+  // ---- get ----
+
+  private onGet(origin: Origin, request: GetRequest, out: NodeOutput[]): void {
+    const invalid = checkBucketKey(request.b, request.k, this.init.limits);
+    if (invalid) return this.reply(origin, errorReply(request.id, invalid), out);
+    const planned = this.plan(request.b, request.r, request.pr, request.sloppy, 'r', request.k);
+    if (!planned.ok) return this.reply(origin, errorReply(request.id, planned.error), out);
+    const number = this.requestNext++;
+    const read: OpenRead = {
+      kind: 'read',
+      origin,
+      rids: [],
+      id: request.id,
+      bucket: request.b,
+      key: request.k,
+      tally: new Tally(planned.plan.spec, planned.plan.targets),
+      targets: planned.plan.targets,
+      deadline: this.now + this.timeoutTicks(request.timeout),
+      replied: false,
+      merged: undefined,
+      answers: new Map(),
+    };
+    this.open(number, read);
+    for (const target of planned.plan.targets) {
+      if (target.node === this.init.nodeId) continue;
+      const rid = this.track(number, target.node);
+      this.send(target.node, { t: 'rget', from: this.init.nodeId, rid, b: request.b, k: request.k, ...(target.hintFor === undefined ? {} : { hint: target.hintFor }) }, out);
+    }
+    const self = planned.plan.targets.find((t) => t.node === this.init.nodeId);
+    if (self !== undefined) {
+      let object: KvObject | undefined;
+      try {
+        object = this.deps.local.durable({ bucket: request.b, key: request.k, hintFor: self.hintFor });
+      } catch (error) {
+        out.push({ kind: 'log', level: 'error', msg: 'local read failed', fields: { bucket: request.b, key: request.k, reason: String(error) } });
+        return this.onReadAnswer(number, this.init.nodeId, { ok: false }, out);
+      }
+      this.onReadAnswer(number, this.init.nodeId, { ok: true, object }, out);
+    }
+  }
+
+  private onReadAnswer(number: number, node: string, answer: { ok: true; object: KvObject | undefined } | { ok: false }, out: NodeOutput[]): void {
+    const read = this.requests.get(number);
+    if (read === undefined || read.kind !== 'read') return;
+    if (answer.ok) {
+      if (read.answers.has(node)) return;
+      read.answers.set(node, answer.object);
+      if (answer.object !== undefined) read.merged = read.merged === undefined ? answer.object : sync(read.merged, answer.object);
+      read.tally.ack(node);
+    } else {
+      read.tally.fail(node);
+    }
+    const outcome = read.tally.outcome;
+    if (!read.replied && outcome === 'met') {
+      read.replied = true;
+      const merged = read.merged;
+      const values = liveValues(merged);
+      this.replyTo(read, { t: 'get-ok', id: read.id, found: values.length > 0, values, ctx: encodeContext(merged === undefined ? [] : join(merged)) }, out);
+    } else if (!read.replied && outcome === 'failed') {
+      read.replied = true;
+      const { required, received } = { required: read.tally.spec.required, received: read.tally.received };
+      this.replyTo(
+        read,
+        errorReply(read.id, new UnavailableError(`get: ${read.tally.failures} of ${read.targets.length} replicas failed, ${received} of ${required} answered`, {
+          required,
+          received,
+          failed: read.tally.failures,
+          mayHaveLanded: false,
+        })),
+        out,
+      );
+    }
+    if (read.tally.received + read.tally.failures === read.targets.length) this.close(number, read, out);
+  }
+
+  /** Sends the merged version to every primary that answered with less. */
+  private readRepair(read: OpenRead, out: NodeOutput[]): void {
+    const merged = read.merged;
+    if (merged === undefined) return;
+    for (const target of read.targets) {
+      if (!target.primary || !read.answers.has(target.node)) continue;
+      const held = read.answers.get(target.node);
+      if (held !== undefined && dvvDescends(held, merged)) continue;
+      this.readRepairs++;
+      if (target.node === this.init.nodeId) {
+        this.repairLocal(read.bucket, read.key, merged, out);
+      } else {
+        // Nobody waits for the answer: the rid is not tracked, and the reply is ignored.
+        this.send(target.node, { t: 'rput', from: this.init.nodeId, rid: this.deps.rid(), b: read.bucket, k: read.key, obj: merged }, out);
+      }
+    }
+  }
+
+  private repairLocal(bucket: string, key: string, merged: KvObject, out: NodeOutput[]): void {
+    const slot = { bucket, key };
+    try {
+      const current = this.deps.local.latest(slot);
+      const object = current === undefined ? merged : sync(current, merged);
+      this.deps.local.write([{ ...slot, object }], out, (failure, done) => {
+        if (failure !== undefined) done.push({ kind: 'log', level: 'error', msg: 'read repair write failed', fields: { bucket, key, reason: failure } });
+      });
+    } catch (error) {
+      out.push({ kind: 'log', level: 'error', msg: 'read repair skipped: local read failed', fields: { bucket, key, reason: String(error) } });
+    }
+  }
+
+  // ---- forwarding ----
+
+  /** This node holds no replica of the key: a target coordinates the write, and its answer is relayed. */
+  private forward(origin: Origin, request: PutRequest | DeleteRequest, targets: readonly ReplicaTarget[], out: NodeOutput[]): void {
+    if (origin.kind === 'peer') {
+      // The forwarding node's view put this node among the targets; this node's view does not.
+      const error = new UnavailableError('the nodes disagree on where the key lives (the ring is changing); retry', { mayHaveLanded: false, retry: true });
+      return this.reply(origin, errorReply(request.id, error), out);
+    }
+    const to = (targets.find((t) => t.primary) ?? targets[0]) as ReplicaTarget;
+    const number = this.requestNext++;
+    const timeoutTicks = this.timeoutTicks(request.timeout);
+    this.open(number, { kind: 'forward', origin, rids: [], id: request.id, op: request.t, deadline: this.now + timeoutTicks + FORWARD_GRACE_TICKS });
+    const rid = this.track(number, to.node);
+    this.forwarded++;
+    this.send(to.node, { t: 'fwd', from: this.init.nodeId, rid, req: { ...request, timeout: timeoutTicks * this.init.tickMs } }, out);
+  }
+
+  // ---- answers from peers ----
+
+  /** A peer's answer to a message this coordinator sent. Returns false when the rid is not ours. */
+  onPeerAnswer(from: string, message: PeerMessage, out: NodeOutput[]): boolean {
+    if (!('rid' in message)) return false;
+    const tracked = this.remote.get(message.rid);
+    // Answers nobody waits for (read repair, a request already closed) end here; an unknown
+    // error may be the answer to a handoff batch.
+    if (tracked === undefined) return message.t !== 'rerr';
+    if (tracked.node !== from) return true;
+    const request = this.requests.get(tracked.request);
+    this.remote.delete(message.rid);
+    if (request === undefined) return true;
+    switch (message.t) {
+      case 'rput-ok':
+        this.onWriteAnswer(tracked.request, from, true, out);
+        return true;
+      case 'rget-ok': {
+        const object = message.obj === undefined ? undefined : checkObject(message.obj);
+        if (object === 'invalid') {
+          out.push({ kind: 'log', level: 'warn', msg: 'replica answered a malformed object', fields: { from, bucket: request.kind === 'forward' ? '' : request.bucket } });
+          this.onReadAnswer(tracked.request, from, { ok: false }, out);
+        } else {
+          this.onReadAnswer(tracked.request, from, { ok: true, object }, out);
+        }
+        return true;
+      }
+      case 'rerr':
+        if (request.kind === 'write') this.onWriteAnswer(tracked.request, from, false, out, message.code);
+        else if (request.kind === 'read') this.onReadAnswer(tracked.request, from, { ok: false }, out);
+        else this.finishForward(tracked.request, request, errorReply(request.id, new UnavailableError(`forwarded ${request.op} failed at ${from}: ${message.msg}`, { mayHaveLanded: request.op !== 'get' })), out);
+        return true;
+      case 'fwd-reply':
+        if (request.kind === 'forward') this.finishForward(tracked.request, request, { ...message.reply, id: request.id }, out);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * A peer could not be reached: whatever this coordinator awaits from it fails now rather
+   * than at its deadline, so a quorum that can still be met with others is decided at once.
+   */
+  onPeerUnreachable(node: string, out: NodeOutput[]): void {
+    const lost: [number, number][] = [];
+    for (const [rid, tracked] of this.remote) if (tracked.node === node) lost.push([rid, tracked.request]);
+    for (const [rid, number] of lost) {
+      this.remote.delete(rid);
+      const request = this.requests.get(number);
+      if (request === undefined) continue;
+      if (request.kind === 'write') this.onWriteAnswer(number, node, false, out, 'UNAVAILABLE');
+      else if (request.kind === 'read') this.onReadAnswer(number, node, { ok: false }, out);
+      else this.finishForward(number, request, errorReply(request.id, new UnavailableError(`the node coordinating this ${request.op} could not be reached`, { mayHaveLanded: request.op !== 'get' })), out);
+    }
+  }
+
+  private finishForward(number: number, forward: OpenForward, reply: ClientReply, out: NodeOutput[]): void {
+    this.requests.delete(number);
+    for (const rid of forward.rids) this.remote.delete(rid);
+    this.settle(forward.origin);
+    this.reply(forward.origin, reply, out);
+  }
+
+  // ---- request bookkeeping ----
+
+  private open(number: number, request: Request): void {
+    this.requests.set(number, request);
+    const list = this.deadlines.get(request.deadline);
+    if (list) list.push(number);
+    else this.deadlines.set(request.deadline, [number]);
+    if (request.origin.kind === 'client') this.inflightByConn.set(request.origin.conn, (this.inflightByConn.get(request.origin.conn) ?? 0) + 1);
+  }
+
+  private track(number: number, node: string): number {
+    const rid = this.deps.rid();
+    this.remote.set(rid, { request: number, node });
+    this.requests.get(number)?.rids.push(rid);
+    return rid;
+  }
+
+  private expire(number: number, out: NodeOutput[]): void {
+    const request = this.requests.get(number);
+    if (request === undefined) return;
+    if (request.kind === 'forward') {
+      const error = new TimeoutError(`${request.op} forwarded to a replica got no answer in time`, { mayHaveLanded: request.op !== 'get' });
+      return this.finishForward(number, request, errorReply(request.id, error), out);
+    }
+    if (!request.replied) {
+      request.replied = true;
+      const what = request.kind === 'write' ? `${request.op} timed out after ${request.tally.received} of ${request.tally.spec.required} acknowledgements` : `get timed out after ${request.tally.received} of ${request.tally.spec.required} replies`;
+      this.replyTo(
+        request,
+        errorReply(request.id, new TimeoutError(what, { required: request.tally.spec.required, received: request.tally.received, mayHaveLanded: request.kind === 'write' })),
+        out,
+      );
+    }
+    this.close(number, request, out);
+  }
+
+  /** Every target answered, or the deadline passed: repair what a read found stale, schedule a reap. */
+  private close(number: number, request: OpenWrite | OpenRead, out: NodeOutput[]): void {
+    if (!this.requests.has(number)) return;
+    this.requests.delete(number);
+    for (const rid of request.rids) this.remote.delete(rid);
+    if (request.kind === 'read') this.readRepair(request, out);
+    else if (request.op === 'del' && request.primariesAcked === request.primaries && request.primaries > 0) this.scheduleReap(request);
+  }
+
+  private scheduleReap(write: OpenWrite): void {
+    if (this.reapsPending >= REAPS_PENDING_MAX) return;
+    const at = this.now + Math.max(1, Math.ceil(this.init.replication.tombstoneGraceMs / this.init.tickMs));
+    const primaries = write.targets.filter((t) => t.primary).map((t) => t.node);
+    const list = this.reaps.get(at);
+    const reap = { bucket: write.bucket, key: write.key, object: write.object, primaries };
+    if (list) list.push(reap);
+    else this.reaps.set(at, [reap]);
+    this.reapsPending++;
+  }
+
+  private replyTo(request: OpenWrite | OpenRead, reply: ClientReply, out: NodeOutput[]): void {
+    this.settle(request.origin);
+    this.reply(request.origin, reply, out);
+  }
+
+  /** The origin's request got its answer: it no longer counts against its connection. */
+  private settle(origin: Origin): void {
+    if (origin.kind !== 'client') return;
+    const left = (this.inflightByConn.get(origin.conn) ?? 1) - 1;
+    if (left > 0) this.inflightByConn.set(origin.conn, left);
+    else this.inflightByConn.delete(origin.conn);
   }
 
   onClientClosed(conn: ConnId): void {
@@ -260,7 +665,13 @@ export class Coordinator {
     if (!this.inflightByConn.has(conn)) this.closedConns.delete(conn);
   }
 
-  private reply(conn: ConnId, reply: ClientReply, out: NodeOutput[]): void {
+  private reply(origin: Origin, reply: ClientReply, out: NodeOutput[]): void {
+    if (origin.kind === 'peer') {
+      if (reply.t === 'admin-ok') return;
+      this.send(origin.node, { t: 'fwd-reply', from: this.init.nodeId, rid: origin.rid, reply }, out);
+      return;
+    }
+    const conn = origin.conn;
     if (this.closedConns.has(conn)) {
       if (!this.inflightByConn.has(conn)) this.closedConns.delete(conn);
       return;
@@ -268,41 +679,71 @@ export class Coordinator {
     out.push({ kind: 'client-reply', conn, reply });
   }
 
-  private quorumFor(
+  private send(node: string, message: PeerMessage, out: NodeOutput[]): void {
+    if (node === this.init.nodeId) return this.deps.toSelf(message, out);
+    const to = this.deps.placement.addressOf(node);
+    if (to === undefined) return;
+    out.push({ kind: 'send', to, message });
+  }
+
+  // ---- planning ----
+
+  /**
+   * Resolves a request's levels (request, then bucket, then cluster) against the key's
+   * replica count and picks its targets; UNAVAILABLE when too few are alive.
+   */
+  private plan(
     bucket: string,
-    key: string,
-    level: Level,
-    primaryLevel: Level,
+    levelIn: LevelInput | undefined,
+    primaryIn: LevelInput | undefined,
+    sloppyIn: boolean | undefined,
     name: 'r' | 'w',
-  ): { ok: true; spec: QuorumSpec; targets: readonly ReplicaTarget[] } | { ok: false; error: ChorusError } {
-    const n = this.init.replication.n;
-    if (typeof level === 'number' && level > n) return { ok: false, error: new InvalidRequestError(`${name}=${level} exceeds n=${n}`, { field: name, n }) };
-    const targets = this.deps.placement.replicasFor(bucket, key, n);
-    const replicas = Math.min(n, Math.max(targets.length, 1));
-    const spec: QuorumSpec = {
-      required: Math.max(1, resolveLevel(level, replicas)),
-      primariesRequired: Math.min(resolveLevel(primaryLevel, replicas), Math.max(1, resolveLevel(level, replicas))),
-    };
+    key: string,
+  ): { ok: true; plan: Plan } | { ok: false; error: ChorusError } {
+    const placement = this.deps.placement;
+    const props = placement.bucketProps(bucket);
+    const n = props.n ?? this.init.replication.n;
+    const primaryName: LevelName = name === 'r' ? 'pr' : 'pw';
+    const level = levelIn !== undefined ? checkLevel(name, levelIn, n) : bucketLevel(name, props[name], n, this.init.replication[name]);
+    if (!level.ok) return level;
+    const primaryLevel = primaryIn === undefined ? { ok: true as const, level: this.init.replication[primaryName] } : checkLevel(primaryName, primaryIn, n);
+    if (!primaryLevel.ok) return primaryLevel;
+    if (typeof level.level === 'number' && level.level > n) return { ok: false, error: new InvalidRequestError(`${name}=${level.level} exceeds n=${n}`, { field: name, n }) };
+
+    const list = placement.preferenceList(bucket, key, n);
+    const replicas = Math.max(1, list.primaries.length);
+    const required = Math.max(1, resolveLevel(level.level, replicas));
+    const primariesRequired = Math.min(resolveLevel(primaryLevel.level, replicas), replicas);
+    const spec: QuorumSpec = { required: Math.max(required, primariesRequired), primariesRequired };
+    const sloppy = sloppyIn ?? this.init.replication.sloppy;
+    const targets = chooseTargets({ primaries: list.primaries, fallbacks: list.fallbacks, alive: (id) => placement.alive(id), sloppy });
     const shortfall = quorumShortfall(spec, targets);
     if (shortfall) {
-      return { ok: false, error: new UnavailableError(`${name}=${spec.required} needs ${spec.required} replicas, ${shortfall.alive} alive`, shortfall) };
+      const what =
+        shortfall.primariesAlive < spec.primariesRequired
+          ? `${primaryName}=${spec.primariesRequired} needs ${spec.primariesRequired} primaries, ${shortfall.primariesAlive} alive`
+          : `${name}=${spec.required} needs ${spec.required} replicas, ${shortfall.alive} reachable`;
+      return { ok: false, error: new UnavailableError(what, { ...shortfall, n, mayHaveLanded: false }) };
     }
-    return { ok: true, spec, targets };
+    const uncovered = list.primaries.filter((p) => !placement.alive(p) && !targets.some((t) => t.hintFor === p));
+    return { ok: true, plan: { n, spec, targets, primaries: list.primaries.length, uncovered } };
   }
 
   private timeoutTicks(timeoutMs: number | undefined): number {
     return Math.max(1, Math.ceil((timeoutMs ?? this.init.requestTimeoutMs) / this.init.tickMs));
   }
-
-  private fileDeadline(request: number, deadline: number): void {
-    const list = this.deadlines.get(deadline);
-    if (list) list.push(request);
-    else this.deadlines.set(deadline, [request]);
-  }
 }
 
-function storageKeyOf(bucket: string, key: string): string {
-  return `${bucket}\0${key}`;
+/** A bucket's default level, when it is one that fits its `n`; the cluster's otherwise. */
+function bucketLevel(name: LevelName, value: string | number | undefined, n: number, fallback: Level): { ok: true; level: Level } {
+  if (value === undefined) return { ok: true, level: fallback };
+  const checked = checkLevel(name, value, n);
+  return checked.ok ? checked : { ok: true, level: fallback };
+}
+
+function writeReply(write: OpenWrite): ClientReply {
+  if (write.op === 'del') return { t: 'del-ok', id: write.id };
+  return write.ctx === undefined ? { t: 'put-ok', id: write.id, siblings: write.siblings } : { t: 'put-ok', id: write.id, ctx: write.ctx, siblings: write.siblings };
 }
 
 export function errorReply(id: number, error: ChorusError): ClientReply {

@@ -13,17 +13,22 @@
 
 import { InvalidRequestError, UnavailableError } from '../base/errors.js';
 import { Prng } from '../base/prng.js';
-import type { AdminRequest, ClientReply } from '../codec/messages.js';
-import { Membership, type MembershipOutput, type MembershipSelf } from '../membership/membership.js';
-import { ClusterMetadata } from '../membership/metadata.js';
+import { join } from '../clock/dvv.js';
+import type { KvObject } from '../clock/object.js';
+import type { AdminRequest, ClientReply, PeerMessage } from '../codec/messages.js';
+import { HintBook, type HintTargetStats } from '../handoff/hints.js';
+import { Membership, type MembershipOutput, type MembershipSelf, type PeerTarget } from '../membership/membership.js';
+import { ClusterMetadata, type BucketProps } from '../membership/metadata.js';
 import type { Profile } from '../membership/profile.js';
 import { ownership } from '../ring/ownership.js';
-import { buildRing, type Ring } from '../ring/ring.js';
+import { buildRing, preferenceList, type PreferenceList, type Ring } from '../ring/ring.js';
 import { keyToken } from '../ring/token.js';
-import { Coordinator, errorReply, type CoordinatorInit } from './coordinator.js';
+import { Coordinator, errorReply, type CoordinatorInit, type CoordinatorStats } from './coordinator.js';
 import type { ConnId, NodeInput, NodeOutput } from './io.js';
-import { singleNodePlacement } from './placement.js';
+import { LocalReplica } from './local-replica.js';
+import type { Placement } from './placement.js';
 import type { StoreReader } from './ports.js';
+import { ReplicaServer, type ReplicaServerStats } from './replica-server.js';
 
 /** Names under which the core keeps node metadata in the store. */
 export const META_INCARNATION = 'incarnation';
@@ -39,7 +44,28 @@ export interface NodeCoreInit extends CoordinatorInit {
   readonly metadata: Uint8Array | undefined;
   /** Seed of the node's PRNG; every random choice in the core derives from it. */
   readonly seed: number;
+  readonly handoff: HandoffSettings;
 }
+
+export interface HandoffSettings {
+  /** Milliseconds between hint delivery rounds. */
+  readonly intervalMs: number;
+  /** Hints sent per batch. */
+  readonly batchKeys: number;
+  /** Hints kept for one target at most; past it, writes for that target are not hinted. */
+  readonly hintsPerTargetMax: number;
+  /** Estimated bytes of hints kept for one target at most. */
+  readonly hintBytesPerTargetMax: number;
+}
+
+/** What `/status`, `/metrics` and `chorus status` show of replication. */
+export interface ReplicationStats extends CoordinatorStats, ReplicaServerStats {
+  readonly hints: readonly HintTargetStats[];
+  readonly hintsPending: number;
+}
+
+/** Ticks a handoff batch may wait for its acknowledgement, in delivery intervals. */
+const HANDOFF_TIMEOUT_INTERVALS = 10;
 
 export interface NodeCoreDeps {
   readonly store: StoreReader;
@@ -49,9 +75,16 @@ export class NodeCore {
   readonly membership: Membership;
   readonly metadata: ClusterMetadata;
   private readonly coordinator: Coordinator;
+  private readonly replica: ReplicaServer;
+  private readonly hints: HintBook;
+  private readonly local: LocalReplica;
+  private readonly store: StoreReader;
   private readonly tickMs: number;
   private readonly replicas: number;
   private now = 0;
+  private ridNext = 1;
+  /** The ring, rebuilt when the member table changed in a way that moves it. */
+  private ringCache: { version: number; key: string; ring: Ring } | undefined;
 
   constructor(deps: NodeCoreDeps, init: NodeCoreInit) {
     const prng = new Prng(init.seed);
@@ -60,9 +93,29 @@ export class NodeCore {
       { prng: prng.fork('membership'), metadata: this.metadata },
       { self: init.self, incarnation: init.incarnation, seeds: init.seeds, profile: init.profile },
     );
-    this.coordinator = new Coordinator({ store: deps.store, placement: singleNodePlacement(init.nodeId) }, init);
+    this.store = deps.store;
+    this.local = new LocalReplica(deps.store);
+    const intervalTicks = Math.max(1, Math.round(init.handoff.intervalMs / init.tickMs));
+    this.hints = new HintBook(
+      { countMax: init.handoff.hintsPerTargetMax, bytesMax: init.handoff.hintBytesPerTargetMax },
+      { intervalTicks, batchMax: init.handoff.batchKeys, timeoutTicks: intervalTicks * HANDOFF_TIMEOUT_INTERVALS },
+      deps.store.hintTargets(),
+    );
+    const placement = this.placement();
+    const rid = (): number => this.ridNext++;
+    const toSelf = (message: PeerMessage, out: NodeOutput[]): void => void this.replica.onMessage(init.nodeId, message, out);
+    this.coordinator = new Coordinator({ local: this.local, hints: this.hints, placement, rid, toSelf }, init);
+    this.replica = new ReplicaServer(
+      { local: this.local, hints: this.hints, placement, rid, hintsFor: (target, limit) => deps.store.hintsFor(target, limit) },
+      { nodeId: init.nodeId, batchMax: init.handoff.batchKeys },
+    );
     this.tickMs = init.tickMs;
     this.replicas = init.replication.n;
+  }
+
+  /** Replication counters and the hints kept per target. */
+  get replication(): ReplicationStats {
+    return { ...this.coordinator.stats, ...this.replica.stats, hints: this.hints.stats(), hintsPending: this.hints.pendingTotal };
   }
 
   get ticks(): number {
@@ -80,6 +133,7 @@ export class NodeCore {
         this.now++;
         this.coordinator.onTick(out);
         this.membership.tick(this.now, events);
+        this.replica.onTick(this.now, out);
         break;
       case 'client-request':
         if (input.request.t === 'admin') this.onAdmin(input.conn, input.request, out, events);
@@ -89,20 +143,21 @@ export class NodeCore {
         this.coordinator.onClientClosed(input.conn);
         break;
       case 'store-durable':
-        this.coordinator.onStoreDone(input.writeId, undefined, out);
+        this.local.onStoreDone(input.writeId, undefined, out);
         break;
       case 'store-failed':
-        this.coordinator.onStoreDone(input.writeId, input.reason, out);
+        this.local.onStoreDone(input.writeId, input.reason, out);
         break;
       case 'peer-message':
         if (input.message.from !== input.from) {
           out.push({ kind: 'log', level: 'warn', msg: 'peer message with a forged sender dropped', fields: { from: input.from, claimed: input.message.from } });
           break;
         }
-        this.membership.onMessage(input.from, input.message, this.now, events);
+        this.onPeerMessage(input.from, input.message, out, events);
         break;
       case 'peer-unreachable':
         this.membership.onUnreachable(input.node, input.addr, input.reason, this.now, events);
+        if (input.node !== undefined && input.reason === 'unreachable') this.coordinator.onPeerUnreachable(input.node, out);
         break;
       case 'stalled':
         this.membership.onStall(input.ticks, this.now, events);
@@ -112,6 +167,51 @@ export class NodeCore {
         break;
     }
     for (const event of events) this.emit(event, out);
+  }
+
+  private onPeerMessage(from: string, message: PeerMessage, out: NodeOutput[], events: MembershipOutput[]): void {
+    switch (message.t) {
+      case 'ping':
+      case 'ack':
+      case 'ping-req':
+      case 'nack':
+      case 'gossip':
+      case 'sync':
+        return this.membership.onMessage(from, message, this.now, events);
+      case 'fwd':
+        return this.coordinator.onForwarded(from, message.rid, message.req, out);
+      case 'rput-ok':
+      case 'rget-ok':
+      case 'rerr':
+      case 'fwd-reply':
+        if (!this.coordinator.onPeerAnswer(from, message, out) && message.t === 'rerr') this.replica.onError(from, message.rid, this.now);
+        return;
+      default:
+        this.replica.onMessage(from, message, out);
+    }
+  }
+
+  /** Placement as the coordinator and the replica server see it: the ring of the member table. */
+  private placement(): Placement {
+    const core = this;
+    return {
+      get ready() {
+        return core.membership.hasJoined && core.membership.status !== 'left';
+      },
+      bucketProps: (bucket: string): BucketProps => this.metadata.bucket(bucket) ?? {},
+      preferenceList: (bucket: string, key: string, n: number): PreferenceList =>
+        preferenceList(this.ring(), keyToken(bucket, key), n, { alive: (id) => this.isAlive(id) }),
+      alive: (id: string) => this.isAlive(id),
+      addressOf: (id: string): PeerTarget | undefined => {
+        const member = this.membership.member(id);
+        return member === undefined ? undefined : { node: id, addr: member.addr };
+      },
+    };
+  }
+
+  private isAlive(id: string): boolean {
+    const member = this.membership.member(id);
+    return member !== undefined && member.live === 'alive' && member.status !== 'left';
   }
 
   private emit(event: MembershipOutput, out: NodeOutput[]): void {
@@ -141,6 +241,7 @@ export class NodeCore {
           node: this.membership.id,
           joined: this.membership.hasJoined,
           localHealth: this.membership.localHealth,
+          replication: this.replication,
           members: this.membership.view().map(({ heardTicksAgo, ...member }) => ({
             ...member,
             heardMsAgo: heardTicksAgo === undefined ? null : heardTicksAgo * this.tickMs,
@@ -179,6 +280,32 @@ export class NodeCore {
         const list = this.ring().preferenceListFor(request.bucket, request.key, n, { alive: (id) => live.has(id) });
         return reply({ bucket: request.bucket, key: request.key, token: keyToken(request.bucket, request.key), n, primaries: list.primaries, fallbacks: list.fallbacks, alive: [...live] });
       }
+      case 'topology': {
+        const ring = this.ring();
+        return reply({
+          checksum: ring.checksum,
+          n: this.replicas,
+          members: this.membership.view().map((m) => ({ id: m.id, addr: m.addr, zone: m.zone, vnodes: m.vnodes, status: m.status, live: m.live })),
+          buckets: this.metadata.listBuckets(),
+        });
+      }
+      case 'inspect': {
+        if (request.bucket === undefined || request.key === undefined) {
+          out.push({ kind: 'client-reply', conn, reply: errorReply(request.id, new InvalidRequestError('inspect needs a bucket and a key', { field: 'key' })) });
+          return;
+        }
+        const { bucket, key } = request;
+        try {
+          const hints = this.hints.pendingTargets.flatMap((target) => {
+            const object = this.store.getHint(target, bucket, key);
+            return object === undefined ? [] : [{ target, ...describeObject(object) }];
+          });
+          return reply({ node: this.membership.id, bucket, key, ...describeObject(this.store.get(bucket, key)), hints });
+        } catch (error) {
+          out.push({ kind: 'client-reply', conn, reply: errorReply(request.id, new UnavailableError(`reading the key failed: ${String(error)}`)) });
+          return;
+        }
+      }
     }
   }
 
@@ -187,8 +314,24 @@ export class NodeCore {
    * so a dead member keeps its ranges until an operator removes it.
    */
   private ring(): Ring {
-    return buildRing(this.membership.view().filter((m) => m.status !== 'left').map((m) => ({ id: m.id, zone: m.zone, vnodes: m.vnodes })));
+    const version = this.membership.version;
+    if (this.ringCache?.version === version) return this.ringCache.ring;
+    const members = this.membership
+      .view()
+      .filter((m) => m.status !== 'left')
+      .map((m) => ({ id: m.id, zone: m.zone, vnodes: m.vnodes }));
+    const key = members.map((m) => `${m.id} ${m.zone} ${m.vnodes}`).join('\n');
+    const ring = this.ringCache?.key === key ? this.ringCache.ring : buildRing(members);
+    this.ringCache = { version, key, ring };
+    return ring;
   }
+}
+
+/** A stored object as an operator sees it: live values, its clock, whether only tombstones remain. */
+function describeObject(object: KvObject | undefined): { found: boolean; tombstone: boolean; values: Uint8Array[]; clock: [string, number][] } {
+  if (object === undefined) return { found: false, tombstone: false, values: [], clock: [] };
+  const values = object.entries.flatMap((e) => e.values.filter((v): v is Uint8Array => v !== null));
+  return { found: values.length > 0, tombstone: values.length === 0, values, clock: join(object).map(([actor, counter]) => [actor, counter]) };
 }
 
 function checkBucketProps(request: AdminRequest): InvalidRequestError | undefined {

@@ -1,17 +1,23 @@
 /**
- * Where a key's replicas are. The core asks a `Placement` for the preference list of a key;
- * until the ring exists every key has one replica, this node, as a one-element list, so the
- * coordinator is already a quorum over a replica set rather than a special case.
+ * Where a key's replicas are, as the coordinator asks it: the preference list of a key on
+ * the ring of the member table, which members are alive, where to reach them, and the
+ * bucket properties that set `n`, `r` and `w`. NodeCore answers from its member table and
+ * cluster metadata; specs may answer with a fixed table.
  */
 
-import type { ReplicaTarget } from '../replication/tally.js';
+import type { PeerTarget } from '../membership/membership.js';
+import type { BucketProps } from '../membership/metadata.js';
+import type { PreferenceList } from '../ring/ring.js';
 
 export interface Placement {
-  /** The replicas of (bucket, key) that are alive, primaries first; at most `n`. */
-  replicasFor(bucket: string, key: string, n: number): readonly ReplicaTarget[];
-}
-
-export function singleNodePlacement(nodeId: string): Placement {
-  const targets: readonly ReplicaTarget[] = [{ node: nodeId, primary: true }];
-  return { replicasFor: () => targets };
+  /** Whether this node belongs to a cluster yet (it has heard from a seed, or needs none). */
+  readonly ready: boolean;
+  /** The bucket's properties from cluster metadata; empty when it has none. */
+  bucketProps(bucket: string): BucketProps;
+  /** The key's primaries (at most `n`, fewer on a smaller ring) and alive fallbacks. */
+  preferenceList(bucket: string, key: string, n: number): PreferenceList;
+  /** Whether a member is alive now (this node always is). */
+  alive(id: string): boolean;
+  /** How to reach a member, or undefined when it is unknown. */
+  addressOf(id: string): PeerTarget | undefined;
 }

@@ -8,7 +8,7 @@
  * concurrent values as siblings.
  */
 
-import { emptyDvv, join, siblingCount, update, type Actor, type VersionVector } from '../clock/dvv.js';
+import { emptyDvv, join, siblingCount, update, validateDvv, type Actor, type VersionVector } from '../clock/dvv.js';
 import { ACTORS_MAX } from '../clock/limits.js';
 import type { KvObject, Sibling } from '../clock/object.js';
 
@@ -49,4 +49,10 @@ export function liveValues(object: KvObject | undefined): Uint8Array[] {
   const out: Uint8Array[] = [];
   for (const entry of object.entries) for (const v of entry.values) if (v !== null) out.push(v);
   return out;
+}
+
+/** An object a peer sent, checked in full before anything merges it; 'invalid' when malformed. */
+export function checkObject(object: unknown): KvObject | 'invalid' {
+  const checked = validateDvv<Sibling>(object, (v) => v === null || v instanceof Uint8Array);
+  return checked.ok ? checked.value : 'invalid';
 }

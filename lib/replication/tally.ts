@@ -21,6 +21,8 @@ export interface QuorumSpec {
 export interface ReplicaTarget {
   readonly node: string;
   readonly primary: boolean;
+  /** For a fallback: the primary it stands in for, whose hint it keeps. */
+  readonly hintFor?: string;
 }
 
 export type TallyOutcome = 'pending' | 'met' | 'failed';

@@ -5,11 +5,13 @@
  */
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ReplicationStats } from '../node/core.js';
 
 export type Operation = 'put' | 'get' | 'del' | 'admin';
 
 export interface MetricsSources {
   inflight(): number;
+  replication(): ReplicationStats | undefined;
   members(): readonly { readonly live: string; readonly status: string }[];
   localHealth(): number;
 }
@@ -72,6 +74,37 @@ export class NodeMetrics {
         this.set(read.localHealth());
       },
     });
+    new Gauge({
+      name: 'chorus_hints_pending',
+      help: 'Hints this node keeps as a fallback, by the node they are for.',
+      labelNames: ['target'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const hint of read.replication()?.hints ?? []) this.set({ target: hint.target }, hint.pending);
+      },
+    });
+    // Totals the core counts; exposed as gauges of monotonic counts, read at scrape time.
+    const totals: [string, string, (stats: ReplicationStats) => number][] = [
+      ['chorus_hints_delivered_total', 'Hints handed over to their node and deleted here.', (s) => s.hints.reduce((sum, h) => sum + h.delivered, 0)],
+      ['chorus_hints_dropped_total', 'Hinted writes refused because the budget for their node was spent.', (s) => s.hints.reduce((sum, h) => sum + h.dropped, 0)],
+      ['chorus_read_repairs_total', 'Replicas sent a newer version after a read found them stale.', (s) => s.readRepairs],
+      ['chorus_requests_forwarded_total', 'Writes forwarded to a replica of their key to coordinate.', (s) => s.forwarded],
+      ['chorus_tombstones_reaped_total', 'Tombstones dropped here after every primary held them through the grace period.', (s) => s.tombstonesReaped],
+    ];
+    for (const [name, help, value] of totals) {
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          const stats = read.replication();
+          if (stats === undefined) return;
+          this.reset();
+          this.inc(value(stats));
+        },
+      });
+    }
     this.peerDropped = new Counter({
       name: 'chorus_peer_messages_dropped_total',
       help: 'Peer messages dropped because the peer could not be reached (the protocol tolerates loss).',

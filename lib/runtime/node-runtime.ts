@@ -155,6 +155,7 @@ class NodeRuntime implements RunningNode {
     this.logger = logger;
     this.metrics = new NodeMetrics({ node: identity.nodeId }, {
       inflight: () => this.core?.inflight ?? 0,
+      replication: () => this.core?.replication,
       members: () => this.core?.membership.view() ?? [],
       localHealth: () => this.core?.membership.localHealth ?? 0,
     });
@@ -241,6 +242,7 @@ class NodeRuntime implements RunningNode {
         profile: profileTicks(PROFILES[config.membership.profile], config.runtime.tickMs),
         metadata: this.store.getMeta(META_METADATA),
         seed: randomBytes(4).readUInt32BE(0),
+        handoff: config.handoff,
       },
     );
     this.tickOriginMs = performance.now();
@@ -292,6 +294,7 @@ class NodeRuntime implements RunningNode {
       joined: this.core.membership.hasJoined,
       localHealth: this.core.membership.localHealth,
       peersConnected: this.peers.connected.length,
+      replication: this.core.replication,
       members: this.core.membership.view().map((m) => ({
         id: m.id,
         addr: m.addr,

@@ -271,11 +271,12 @@ describe('config', () => {
     it('bucket and key limits too long for an LMDB key', () => {
       expectConfigError(() => load({ env: { CHORUS_LIMITS_KEY_BYTES_MAX: '2000' } }), 'limits.keyBytesMax', [
         '≤ 1978',
-        'got 4 + 64 + 1 + 2000 = 2069',
+        'got 65 + 4 + 64 + 1 + 2000 = 2134',
         '(from env CHORUS_LIMITS_KEY_BYTES_MAX)',
       ]);
-      // 4 + 64 + 1 + 1909 = 1978 is exactly the limit.
-      expect(load({ flags: { 'limits.keyBytesMax': 1909 } }).limits.keyBytesMax).to.equal(1909);
+      // 65 + 4 + 64 + 1 + 1844 = 1978 is exactly the limit.
+      expect(load({ flags: { 'limits.keyBytesMax': 1844 } }).limits.keyBytesMax).to.equal(1844);
+      expectConfigError(() => load({ flags: { 'limits.keyBytesMax': 1845 } }), 'limits.keyBytesMax', ['got 65 + 4 + 64 + 1 + 1845 = 1979']);
     });
 
     it('the other relations: siblings, reconnect delays, ticks, frame size', () => {
@@ -416,7 +417,7 @@ describe('config', () => {
     it('lists every setting with its env name, type and default', () => {
       const settings = describeSettings();
       expect(settings.map((setting) => setting.path)).to.deep.equal(SETTING_PATHS);
-      expect(settings).to.have.length(32);
+      expect(settings).to.have.length(38);
       expect(settings.find((setting) => setting.path === 'membership.profile')).to.deep.include({ env: 'CHORUS_MEMBERSHIP_PROFILE', default: 'lan' });
       const port = settings.find((setting) => setting.path === 'node.port');
       expect(port).to.deep.include({ env: 'CHORUS_NODE_PORT', type: 'integer 0..65535', default: 7070 });

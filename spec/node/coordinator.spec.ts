@@ -19,8 +19,21 @@ import type { DataRequest } from '../../lib/node/coordinator.js';
 type Unsent = DataRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
 import { Coordinator, type CoordinatorInit } from '../../lib/node/coordinator.js';
 import type { NodeInput, NodeOutput } from '../../lib/node/io.js';
-import { singleNodePlacement } from '../../lib/node/placement.js';
+import { HintBook } from '../../lib/handoff/hints.js';
+import { LocalReplica } from '../../lib/node/local-replica.js';
+import type { Placement } from '../../lib/node/placement.js';
 import type { StoreWrite } from '../../lib/node/ports.js';
+
+/** One node that is every key's only replica: the coordinator's path without peers. */
+function singleNodePlacement(nodeId: string): Placement {
+  return {
+    ready: true,
+    bucketProps: () => ({}),
+    preferenceList: () => ({ primaries: [nodeId], fallbacks: [] }),
+    alive: (id) => id === nodeId,
+    addressOf: () => undefined,
+  };
+}
 
 const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -31,16 +44,26 @@ class Harness {
   readonly replies: ClientReply[] = [];
   readonly logs: NodeOutput[] = [];
   readonly core: Coordinator;
+  readonly local: LocalReplica;
   private id = 1;
+  private rid = 1;
 
   constructor(init: Partial<CoordinatorInit> = {}) {
+    // The single-node path keeps no hints, so the hint reads find none.
+    this.local = new LocalReplica({ get: (b, k) => this.disk.get(`${b}\0${k}`), getHint: () => undefined, hintsFor: () => [], hintTargets: () => [] });
     this.core = new Coordinator(
-      { store: { get: (b, k) => this.disk.get(`${b}\0${k}`) }, placement: singleNodePlacement('n1') },
+      {
+        local: this.local,
+        hints: new HintBook({ countMax: 10, bytesMax: 1000 }, { intervalTicks: 10, batchMax: 10, timeoutTicks: 100 }, []),
+        placement: singleNodePlacement('n1'),
+        rid: () => this.rid++,
+        toSelf: () => undefined,
+      },
       {
         nodeId: 'n1',
         actor: 'n1/e1',
         limits: DATA_LIMITS_DEFAULT,
-        replication: { n: 3, r: 'quorum', w: 'quorum', pr: 0, pw: 0 },
+        replication: { n: 3, r: 'quorum', w: 'quorum', pr: 0, pw: 0, sloppy: true, tombstoneGraceMs: 1000 },
         requestTimeoutMs: 100,
         tickMs: 10,
         ...init,
@@ -67,10 +90,10 @@ class Harness {
         this.core.onClientClosed(input.conn);
         break;
       case 'store-durable':
-        this.core.onStoreDone(input.writeId, undefined, out);
+        this.local.onStoreDone(input.writeId, undefined, out);
         break;
       case 'store-failed':
-        this.core.onStoreDone(input.writeId, input.reason, out);
+        this.local.onStoreDone(input.writeId, input.reason, out);
         break;
       default:
         throw new Error(`the coordinator takes no ${input.kind}`);

@@ -1,0 +1,111 @@
+/**
+ * This node's copy of the data, as the core sees it: synchronous reads through the store,
+ * writes that leave as `store-write` outputs, and the writes still on their way to disk.
+ *
+ * Whatever merges into a key (a coordinated put, a replicated one, a handoff, a repair)
+ * builds on the newest version, including writes not yet durable (the pending overlay), so
+ * two writes in one tick never lose each other's dots. Reads that answer a client or a
+ * coordinator see only what is durable, so they never return a value a crash could still
+ * take back. A caller learns that its write is durable through a callback, called from
+ * `onStoreDone` with the outputs of that step.
+ */
+
+import type { KvObject } from '../clock/object.js';
+import type { NodeOutput } from './io.js';
+import type { StoreReader, StoreWrite } from './ports.js';
+
+/** Where an object lives: the node's own data, or the hint it keeps for `hintFor`. */
+export interface Slot {
+  readonly bucket: string;
+  readonly key: string;
+  readonly hintFor?: string | undefined;
+}
+
+export interface SlotWrite extends Slot {
+  /** The new version; undefined deletes it. */
+  readonly object: KvObject | undefined;
+}
+
+/** Called once the write is durable (`failure` undefined) or has failed. */
+export type WriteDone = (failure: string | undefined, out: NodeOutput[]) => void;
+
+interface PendingWrite {
+  readonly writeId: number;
+  readonly object: KvObject | undefined;
+}
+
+export class LocalReplica {
+  private readonly store: StoreReader;
+  private writeIdNext = 1;
+  /** The newest not-yet-durable version per slot. */
+  private readonly pending = new Map<string, PendingWrite>();
+  /** Per storage batch: the slots it wrote and who waits for it. */
+  private readonly batches = new Map<number, { readonly slots: readonly string[]; readonly waiting: WriteDone[] }>();
+
+  constructor(store: StoreReader) {
+    this.store = store;
+  }
+
+  /** The newest version, durable or not. Throws StorageError when the stored record is unreadable. */
+  latest(slot: Slot): KvObject | undefined {
+    const pending = this.pending.get(slotKey(slot));
+    if (pending !== undefined) return pending.object;
+    return this.durable(slot);
+  }
+
+  /** The durable version. Throws StorageError when the stored record is unreadable. */
+  durable(slot: Slot): KvObject | undefined {
+    return slot.hintFor === undefined ? this.store.get(slot.bucket, slot.key) : this.store.getHint(slot.hintFor, slot.bucket, slot.key);
+  }
+
+  /** Whether a write to the slot is on its way to disk. */
+  isPending(slot: Slot): boolean {
+    return this.pending.has(slotKey(slot));
+  }
+
+  /** Writes the objects as one batch; `done` runs when it is durable or failed. */
+  write(writes: readonly SlotWrite[], out: NodeOutput[], done: WriteDone): void {
+    const writeId = this.writeIdNext++;
+    const slots: string[] = [];
+    const batch: StoreWrite[] = [];
+    for (const w of writes) {
+      const key = slotKey(w);
+      slots.push(key);
+      this.pending.set(key, { writeId, object: w.object });
+      batch.push(storeWrite(w));
+    }
+    this.batches.set(writeId, { slots, waiting: [done] });
+    out.push({ kind: 'store-write', writeId, writes: batch });
+  }
+
+  /** Runs `done` once every write pending for the slot is durable: at once if none is. */
+  afterPending(slot: Slot, out: NodeOutput[], done: WriteDone): void {
+    const pending = this.pending.get(slotKey(slot));
+    const batch = pending === undefined ? undefined : this.batches.get(pending.writeId);
+    if (batch === undefined) return done(undefined, out);
+    batch.waiting.push(done);
+  }
+
+  onStoreDone(writeId: number, failure: string | undefined, out: NodeOutput[]): void {
+    const batch = this.batches.get(writeId);
+    if (batch === undefined) return;
+    this.batches.delete(writeId);
+    for (const key of batch.slots) if (this.pending.get(key)?.writeId === writeId) this.pending.delete(key);
+    for (const done of batch.waiting) done(failure, out);
+  }
+}
+
+function slotKey(slot: Slot): string {
+  // The bucket's length keeps (a\0b, c) and (a, b\0c) apart.
+  const data = `${slot.bucket.length}:${slot.bucket}\0${slot.key}`;
+  return slot.hintFor === undefined ? `d ${data}` : `h ${slot.hintFor} ${data}`;
+}
+
+function storeWrite(w: SlotWrite): StoreWrite {
+  if (w.hintFor === undefined) {
+    return w.object === undefined ? { op: 'delete', bucket: w.bucket, key: w.key } : { op: 'put', bucket: w.bucket, key: w.key, object: w.object };
+  }
+  return w.object === undefined
+    ? { op: 'hint-delete', target: w.hintFor, bucket: w.bucket, key: w.key }
+    : { op: 'hint-put', target: w.hintFor, bucket: w.bucket, key: w.key, object: w.object };
+}
