@@ -5,7 +5,20 @@
  */
 
 export { connect, Client } from './client/index.js';
-export type { ConnectOptions, Context, DeleteOptions, GetOptions, GetResult, PutOptions, PutResult, RequestOptions } from './client/index.js';
+export type {
+  AdminOptions,
+  BucketTopology,
+  ConnectOptions,
+  Context,
+  DeleteOptions,
+  GetOptions,
+  GetResult,
+  PutOptions,
+  PutResult,
+  RequestOptions,
+  Topology,
+  TopologyMember,
+} from './client/index.js';
 export {
   AbortedError,
   ChorusError,

@@ -7,6 +7,7 @@
  */
 
 import type { Client } from '../client/client.js';
+import { decodeValue } from '../codec/cbor.js';
 import type { Level } from '../codec/messages.js';
 import { parseLevel, UsageError, withClient, type ClientFlags } from './client-command.js';
 
@@ -22,11 +23,19 @@ interface StatusRow {
   readonly heardMsAgo: number | null;
 }
 
+interface HintRow {
+  readonly target: string;
+  readonly pending: number;
+  readonly delivered: number;
+  readonly dropped: number;
+}
+
 interface StatusResult {
   readonly node: string;
   readonly joined: boolean;
   readonly localHealth: number;
   readonly members: StatusRow[];
+  readonly replication?: { readonly hintsPending: number; readonly hints: readonly HintRow[]; readonly readRepairs: number };
 }
 
 export const LEGEND = [
@@ -67,7 +76,12 @@ export function renderStatus(result: StatusResult): string {
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd();
   const counts = ['alive', 'suspect', 'dead'].map((live) => `${result.members.filter((m) => m.live === live && m.status !== 'left').length} ${live}`);
   const summary = `${result.members.length} members: ${counts.join(', ')}, ${result.members.filter((m) => m.status === 'left').length} left${result.joined ? '' : ' (this node has not joined yet)'}`;
-  return [line(header), ...rows.map(line), '', summary, '', LEGEND].join('\n');
+  const hints = result.replication?.hints.filter((h) => h.pending > 0 || h.dropped > 0) ?? [];
+  const handoff =
+    hints.length === 0
+      ? 'hints: none pending'
+      : `hints: ${hints.map((h) => `${h.pending} for ${h.target}${h.dropped > 0 ? ` (${h.dropped} dropped over budget)` : ''}`).join(', ')}`;
+  return [line(header), ...rows.map(line), '', summary, handoff, '', LEGEND].join('\n');
 }
 
 function formatAge(ms: number): string {
@@ -167,4 +181,41 @@ export async function whereis(client: Client, bucket: string, key: string, flags
     [`token ${result.token} (n=${result.n})`, `primaries: ${result.primaries.map(mark).join(', ')}`, `fallbacks: ${result.fallbacks.join(', ') || '(none)'}`].join('\n') + '\n',
   );
   return 0;
+}
+
+interface InspectResult {
+  readonly node: string;
+  readonly found: boolean;
+  readonly tombstone: boolean;
+  readonly values: Uint8Array[];
+  readonly clock: [string, number][];
+  readonly hints: readonly { readonly target: string; readonly found: boolean; readonly values: Uint8Array[]; readonly clock: [string, number][] }[];
+}
+
+/** The node's own copy of a key: exit 0 when it holds live values, 1 when not (as `get`). */
+export async function inspect(client: Client, bucket: string, key: string, flags: AdminFlags): Promise<number> {
+  const result = (await client.admin('inspect', { bucket, key })) as InspectResult;
+  if (flags.json === true) {
+    const hex = (values: Uint8Array[]): string[] => values.map((v) => Buffer.from(v).toString('hex'));
+    process.stdout.write(JSON.stringify({ ...result, values: hex(result.values), hints: result.hints.map((h) => ({ ...h, values: hex(h.values) })) }) + '\n');
+    return result.found ? 0 : 1;
+  }
+  const clock = (c: [string, number][]): string => (c.length === 0 ? '(empty)' : c.map(([actor, counter]) => `${actor}:${counter}`).join(' '));
+  const state = result.found ? `${result.values.length} value(s)` : result.tombstone ? 'a tombstone (deleted)' : 'nothing';
+  const lines = [`${result.node} holds ${state}`, `clock: ${clock(result.clock)}`];
+  for (const value of result.values) lines.push(`  ${describeValue(value)}`);
+  for (const hint of result.hints) lines.push(`hint for ${hint.target}: ${hint.values.length} value(s), clock ${clock(hint.clock)}`);
+  process.stdout.write(lines.join('\n') + '\n');
+  return result.found ? 0 : 1;
+}
+
+/** A stored value as text when it is a CBOR string, else its size. */
+function describeValue(bytes: Uint8Array): string {
+  try {
+    const decoded = decodeValue(bytes);
+    if (decoded.ok) return JSON.stringify(decoded.value) ?? `<${bytes.byteLength} bytes>`;
+  } catch {
+    // Fall through to the size.
+  }
+  return `<${bytes.byteLength} bytes>`;
 }

@@ -38,7 +38,8 @@ export async function withClient<T>(flags: ClientFlags, prepare: () => T, run: (
     const timeoutMs = Number(flags.timeout);
     if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError(`--timeout must be a positive number of milliseconds, got ${flags.timeout}`);
     const prepared = prepare();
-    client = await connect({ nodes: [flags.node], cluster: flags.cluster, secret: flags.secret ?? null, timeoutMs, connectTimeoutMs: timeoutMs });
+    // A command talks to `--node` alone: it forwards data requests to replicas, and admin requests act on it.
+    client = await connect({ nodes: [flags.node], cluster: flags.cluster, secret: flags.secret ?? null, timeoutMs, connectTimeoutMs: timeoutMs, discover: false });
     return await run(client, prepared);
   } catch (error) {
     if (error instanceof UsageError) {

@@ -9,8 +9,8 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { bucketList, bucketProps, bucketSet, leave, ring, runAdmin, status, whereis } from './admin-commands.js';
-import { runDataCommand } from './data-commands.js';
+import { bucketList, bucketProps, bucketSet, inspect, leave, ring, runAdmin, status, whereis } from './admin-commands.js';
+import { addDataOptions, runDataCommand } from './data-commands.js';
 import { runStart } from './start.js';
 
 export const EXIT = { ok: 0, error: 1, usage: 2 } as const;
@@ -49,22 +49,19 @@ export function buildProgram(): Command {
       process.exitCode = await runStart(options);
     });
 
-  clientOptions(program.command('put <bucket> <key> <value>').description('write a value (a string, or JSON with --json)'))
+  addDataOptions(clientOptions(program.command('put <bucket> <key> <value>').description('write a value (a string, or JSON with --json)')), 'put')
     .option('--context <context>', 'the context of the read this write is based on')
-    .option('--w <level>', 'write quorum: one, quorum, all or a number')
     .action(async (bucket: string, key: string, value: string, options) => {
       process.exitCode = await runDataCommand('put', { bucket, key, value }, options);
     });
 
-  clientOptions(program.command('get <bucket> <key>').description('read every value of a key and its context'))
-    .option('--r <level>', 'read quorum: one, quorum, all or a number')
+  addDataOptions(clientOptions(program.command('get <bucket> <key>').description('read every value of a key and its context')), 'get')
     .action(async (bucket: string, key: string, options) => {
       process.exitCode = await runDataCommand('get', { bucket, key }, options);
     });
 
-  clientOptions(program.command('del <bucket> <key>').description('delete a key'))
+  addDataOptions(clientOptions(program.command('del <bucket> <key>').description('delete a key')), 'del')
     .option('--context <context>', 'the context of the read this delete is based on')
-    .option('--w <level>', 'write quorum: one, quorum, all or a number')
     .action(async (bucket: string, key: string, options) => {
       process.exitCode = await runDataCommand('del', { bucket, key }, options);
     });
@@ -84,6 +81,12 @@ export function buildProgram(): Command {
   clientOptions(program.command('whereis <bucket> <key>').description("print a key's token and preference list")).action(async (bucket: string, key: string, options) => {
     process.exitCode = await runAdmin(options, (client) => whereis(client, bucket, key, options));
   });
+
+  clientOptions(program.command('inspect <bucket> <key>').description("print the node's own copy of a key (values, clock) and the hints it keeps for it")).action(
+    async (bucket: string, key: string, options) => {
+      process.exitCode = await runAdmin(options, (client) => inspect(client, bucket, key, options));
+    },
+  );
 
   const bucket = program.command('bucket').description('bucket properties in cluster metadata');
   clientOptions(bucket.command('set <name>').description('set bucket properties; concurrent changes at different nodes merge'))

@@ -1,13 +1,22 @@
 /**
  * The Chorus SDK: `connect({ nodes })`, then `put`, `get`, `delete` with per-request
- * consistency, timeout and AbortSignal.
+ * consistency (`r`, `w`, `pr`, `pw`, `sloppy`), timeout and AbortSignal.
  *
- * The client keeps a link to every node it was given and sends each request to the first
- * ready one. A request has a finite timeout (the node enforces it and answers TIMEOUT; the
- * SDK waits a little longer before giving up on its own). When a link drops, gets (which
- * are safe to repeat) are retried on another ready node within their deadline; puts and
- * deletes fail with CLOSED and `mayHaveLanded: true`, since retrying a put without context
- * would add a duplicate sibling.
+ * The client keeps a link to every node it was given. Once one is up it asks a node for the
+ * cluster's topology (members, their addresses and liveness, the ring, bucket replica counts),
+ * asks again every few seconds and soon after a link drops, opens links to the members it was
+ * not given and closes links to members that left. With a topology a request goes straight to
+ * a replica of its key (topology.ts): a put or delete to the first alive primary, a get to
+ * the alive primaries in turn. Without one, or when no primary is reachable, it goes to any
+ * ready node, which forwards it.
+ *
+ * A request has a finite timeout (the node enforces it and answers TIMEOUT; the SDK waits a
+ * little longer before giving up on its own). When a link drops, a request the node never
+ * received is sent elsewhere, and so is a get (safe to repeat), within the deadline; a put or
+ * delete the node may have received fails with CLOSED and `mayHaveLanded: true`, since
+ * retrying a put without context would add a duplicate sibling. A node that refuses a request
+ * before doing anything (an error with `retry: true` and `mayHaveLanded: false`, e.g.
+ * UNAVAILABLE because its placement view changed) has it retried once on another node.
  *
  * Values are encoded to CBOR here and travel as opaque bytes: the node never decodes them.
  */
@@ -19,16 +28,28 @@ import {
   errorFromWire,
   InvalidRequestError,
   OverloadedError,
+  ProtocolError,
   TimeoutError,
   UnavailableError,
 } from '../base/errors.js';
 import { checkValueBytes, decodeValue, encodeValue } from '../codec/cbor.js';
 import { checkBucketKey, checkValue } from '../codec/request-limits.js';
 import { REQUEST_TIMEOUT_MS_MAX } from '../base/limits.js';
-import type { AdminRequest, ClientReply, ClientRequest, DeleteRequest, GetRequest, Level, PutRequest } from '../codec/messages.js';
+import type { AdminRequest, ClientReply, ClientRequest, DeleteRequest, ErrorReply, GetRequest, Level, PutRequest } from '../codec/messages.js';
 import { contextFromString, contextToString, type Context } from './context.js';
-import { CLIENT_INFLIGHT_MAX, CLIENT_TIMEOUT_GRACE_MS } from './limits.js';
-import { Link } from './link.js';
+import {
+  CLIENT_INFLIGHT_MAX,
+  CLIENT_LINKS_MAX,
+  CLIENT_TIMEOUT_GRACE_MS,
+  TOPOLOGY_LINK_DOWN_DELAY_MS,
+  TOPOLOGY_REFRESH_MS,
+  TOPOLOGY_REFRESH_MS_MAX,
+  TOPOLOGY_TIMEOUT_MS,
+} from './limits.js';
+import { CLOSE, type CloseReason } from '../transport/connection.js';
+import { Link, type LinkEvents, type LinkOptions } from './link.js';
+import { checkResolver, resolveSiblings, setLevels, setSloppy } from './request-options.js';
+import { chooseReplica, memberAddresses, parseTopology, Placement, type Topology, type TopologyMember } from './topology.js';
 
 export interface ConnectOptions {
   /** `host:port` of one or more nodes. */
@@ -43,6 +64,14 @@ export interface ConnectOptions {
   readonly connectTimeoutMs?: number;
   /** Interval of WebSocket pings that detect a dead connection. Default 2000. */
   readonly pingIntervalMs?: number;
+  /**
+   * Whether to open links to every member the topology lists, not only to `nodes`, so that
+   * one seed reaches the whole cluster. Default true; false keeps to the given nodes (which
+   * still forward requests to replicas).
+   */
+  readonly discover?: boolean;
+  /** How often the topology is asked for again, in milliseconds. Default 5000. */
+  readonly topologyRefreshMs?: number;
 }
 
 export interface RequestOptions {
@@ -53,8 +82,12 @@ export interface RequestOptions {
 export interface PutOptions extends RequestOptions {
   /** The context of the read this write is based on; the write supersedes what that read saw. */
   readonly context?: Context;
+  /** Replicas that must acknowledge the write. Default: the bucket's `w`. */
   readonly w?: Level;
+  /** Of those, how many must be primaries (not fallbacks). Default: the bucket's `pw`. */
   readonly pw?: Level;
+  /** Whether fallbacks may stand in for primaries that are down (sloppy quorum). Default: the node's setting. */
+  readonly sloppy?: boolean;
 }
 
 export interface DeleteOptions extends RequestOptions {
@@ -62,20 +95,51 @@ export interface DeleteOptions extends RequestOptions {
   readonly context?: Context;
   readonly w?: Level;
   readonly pw?: Level;
+  readonly sloppy?: boolean;
 }
 
-export interface GetOptions extends RequestOptions {
+export interface AdminOptions extends RequestOptions {
+  readonly bucket?: string;
+  readonly key?: string;
+  readonly props?: AdminRequest['props'];
+  /**
+   * The node that must answer (its address or id), among those the client is connected to:
+   * for per-node requests such as `inspect` or `status`. Without it, operator requests go to
+   * the first connected node of those given to `connect`.
+   */
+  readonly node?: string;
+}
+
+export interface GetOptions<T = unknown> extends RequestOptions {
+  /** Replicas that must answer. Default: the bucket's `r`. */
   readonly r?: Level;
+  /** Of those, how many must be primaries. Default: the bucket's `pr`. */
   readonly pr?: Level;
+  readonly sloppy?: boolean;
+  /**
+   * Makes one value of concurrent siblings; called only when there is more than one. The
+   * result then holds that one value, `siblings` says how many there were, and `context` is
+   * the read's, which covers all of them: the resolution is stored only once it is written
+   * back with that context (`put(bucket, key, values[0], { context })`, or `writeBack`).
+   */
+  readonly resolver?: (values: T[]) => T;
+  /**
+   * With a resolver that resolved siblings, also write the resolved value back with the
+   * read's context (default `w`, this request's timeout and signal), so the siblings are
+   * replaced by it; the result's context is then the write's. Default false.
+   */
+  readonly writeBack?: boolean;
 }
 
 export interface GetResult<T = unknown> {
   /** False when the key was never written or only tombstones remain. */
   readonly found: boolean;
-  /** Every concurrent value (siblings); one value when there is no conflict. */
+  /** Every concurrent value (siblings); one value when there is no conflict or a resolver made one. */
   readonly values: T[];
   /** Pass this back on the next put or delete of the key. */
   readonly context: Context;
+  /** Present when a resolver ran: how many siblings the node returned. */
+  readonly siblings?: number;
 }
 
 export interface PutResult {
@@ -89,7 +153,7 @@ type Op = ClientRequest['t'];
 
 interface Pending {
   readonly op: Op;
-  readonly request: ClientRequest;
+  readonly request: Mutable<ClientRequest>;
   readonly deadline: number;
   /** When the SDK stops waiting for the node's own TIMEOUT reply. */
   readonly expiresAt: number;
@@ -97,7 +161,13 @@ interface Pending {
   readonly resolve: (reply: ClientReply) => void;
   readonly reject: (error: ChorusError) => void;
   link: Link | undefined;
+  /** Whether it was sent once already: a resend carries only the time left. */
+  sent: boolean;
+  /** Whether a node's refusal (UNAVAILABLE with `retry`) was retried already; once is enough. */
+  retried: boolean;
   cleanup: (() => void) | undefined;
+  /** The node (address or id) an admin request must reach, when the caller named one. */
+  readonly node: string | undefined;
 }
 
 /** Before a node announced its limits, only the shape of a request is checked here. */
@@ -115,48 +185,65 @@ export async function connect(options: ConnectOptions): Promise<Client> {
       throw new InvalidRequestError(`node address must be host:port, got ${JSON.stringify(node)}`, { field: 'nodes' });
     }
   }
+  const refreshMs = options.topologyRefreshMs;
+  if (refreshMs !== undefined && !(Number.isInteger(refreshMs) && refreshMs > 0)) {
+    throw new InvalidRequestError(`topologyRefreshMs must be a positive whole number of milliseconds, got ${refreshMs}`, { field: 'topologyRefreshMs' });
+  }
   const client = new Client(options);
   await client.ready(options.connectTimeoutMs ?? 5000);
   return client;
 }
 
 export class Client {
-  private readonly links: Link[];
+  /** Links by address: first the given nodes (in order), then members learned from the topology. */
+  private readonly links = new Map<string, Link>();
+  private readonly seeds: ReadonlySet<string>;
+  private readonly linkOptions: Omit<LinkOptions, 'address'>;
+  private readonly linkEvents: LinkEvents;
   private readonly pending = new Map<number, Pending>();
   private readonly timeoutMs: number;
+  private readonly discover: boolean;
+  private readonly topologyRefreshMs: number;
+  private placement: Placement | undefined;
+  private topologyFetching = false;
+  private topologyFailures = 0;
+  private topologyTimer: NodeJS.Timeout | undefined;
+  private topologyDueAt = Infinity;
+  /** Nodes that closed the connection on a topology request: never asked again. */
+  private readonly topologyRefusedBy = new Set<string>();
+  /** Turns of the round-robin over a key's replicas for gets. */
+  private readTurn = 0;
   private idNext = 1;
   private closed = false;
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(options: ConnectOptions) {
     this.timeoutMs = options.timeoutMs ?? 5000;
+    this.discover = options.discover ?? true;
+    this.topologyRefreshMs = options.topologyRefreshMs ?? TOPOLOGY_REFRESH_MS;
     this.sweeper = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.sweeper.unref();
-    const events = {
-      onReply: (_link: Link, reply: ClientReply) => this.onReply(reply),
-      onDown: (link: Link) => this.onLinkDown(link),
-      onUp: () => undefined,
+    this.linkEvents = {
+      onReply: (link: Link, reply: ClientReply) => this.onReply(link, reply),
+      onDown: (link: Link, reason: CloseReason) => this.onLinkDown(link, reason),
+      onUp: () => this.onLinkUp(),
     };
-    this.links = options.nodes.map(
-      (address) =>
-        new Link(
-          {
-            address,
-            cluster: options.cluster ?? 'chorus',
-            secret: options.secret ?? null,
-            handshakeTimeoutMs: options.connectTimeoutMs ?? 5000,
-            pingIntervalMs: options.pingIntervalMs ?? 2000,
-            reconnectDelayMs: 100,
-            reconnectDelayMsMax: 5000,
-          },
-          events,
-        ),
-    );
+    this.linkOptions = {
+      cluster: options.cluster ?? 'chorus',
+      secret: options.secret ?? null,
+      handshakeTimeoutMs: options.connectTimeoutMs ?? 5000,
+      pingIntervalMs: options.pingIntervalMs ?? 2000,
+      reconnectDelayMs: 100,
+      reconnectDelayMsMax: 5000,
+    };
+    this.seeds = new Set(options.nodes);
+    for (const address of this.seeds) this.links.set(address, new Link({ ...this.linkOptions, address }, this.linkEvents));
   }
 
   /** Resolves once some node is connected; rejects with every node's reason when none is in time. */
   async ready(timeoutMs: number): Promise<void> {
-    const attempts = this.links.map((link) => link.open());
+    const links = [...this.links.values()];
+    const attempts = links.map((link) => link.open());
     const firstUp = new Promise<void>((resolve) => attempts.forEach((a) => void a.then((up) => up && resolve())));
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<void>((resolve) => {
@@ -164,20 +251,25 @@ export class Client {
     });
     // Every first attempt failing with UNAUTHORIZED is final: redialing will not fix a wrong secret.
     const allRefused = Promise.all(attempts).then(() => {
-      if (!this.links.every((l) => l.lastError?.code === 'UNAUTHORIZED')) return new Promise<void>(() => {});
+      if (!links.every((l) => l.lastError?.code === 'UNAUTHORIZED')) return new Promise<void>(() => {});
     });
     await Promise.race([firstUp, expired, allRefused]);
     clearTimeout(timer);
-    if (this.links.some((l) => l.ready)) return;
-    const reasons = this.links.map((l) => `${l.address}: ${l.lastError?.message ?? 'no answer'}`).join('; ');
+    if (links.some((l) => l.ready)) return;
+    const reasons = links.map((l) => `${l.address}: ${l.lastError?.message ?? 'no answer'}`).join('; ');
     await this.close();
-    if (this.links.every((l) => l.lastError?.code === 'UNAUTHORIZED')) throw errorFromWire('UNAUTHORIZED', `no node accepted the connection: ${reasons}`);
-    throw new UnavailableError(`no node reachable within ${timeoutMs} ms: ${reasons}`, { nodes: this.links.length });
+    if (links.every((l) => l.lastError?.code === 'UNAUTHORIZED')) throw errorFromWire('UNAUTHORIZED', `no node accepted the connection: ${reasons}`);
+    throw new UnavailableError(`no node reachable within ${timeoutMs} ms: ${reasons}`, { nodes: links.length });
   }
 
   /** The nodes this client can reach now. */
   get connectedNodes(): string[] {
-    return this.links.filter((l) => l.ready).map((l) => l.address);
+    return [...this.links.values()].filter((l) => l.ready).map((l) => l.address);
+  }
+
+  /** The cluster as a node last described it, or undefined before (or without) an answer. */
+  topology(): Topology | undefined {
+    return this.placement?.topology;
   }
 
   async put(bucket: string, key: string, value: unknown, options: PutOptions = {}): Promise<PutResult> {
@@ -185,17 +277,32 @@ export class Client {
     const ctx = contextFromString(options.context);
     if (ctx !== undefined) request.ctx = ctx;
     setLevels(request, options, 'w', 'pw');
+    setSloppy(request, options.sloppy);
     const reply = await this.request(request, options);
     if (reply.t !== 'put-ok') throw unexpected(reply);
     return reply.ctx === undefined ? { siblings: reply.siblings } : { context: contextToString(reply.ctx), siblings: reply.siblings };
   }
 
-  async get<T = unknown>(bucket: string, key: string, options: GetOptions = {}): Promise<GetResult<T>> {
+  async get<T = unknown>(bucket: string, key: string, options: GetOptions<T> = {}): Promise<GetResult<T>> {
     const request: GetRequest = { t: 'get', id: 0, b: bucket, k: key, timeout: this.timeout(options) };
     setLevels(request, options, 'r', 'pr');
+    setSloppy(request, options.sloppy);
+    checkResolver(options.resolver);
     const reply = await this.request(request, options);
     if (reply.t !== 'get-ok') throw unexpected(reply);
-    return { found: reply.found, values: reply.values.map((bytes) => decodeStored<T>(bytes)), context: contextToString(reply.ctx) };
+    const context = contextToString(reply.ctx);
+    const { values, siblings } = resolveSiblings(
+      reply.values.map((bytes) => decodeStored<T>(bytes)),
+      options.resolver,
+    );
+    if (siblings === undefined) return { found: reply.found, values, context };
+    if (options.writeBack !== true) return { found: reply.found, values, context, siblings };
+    const written = await this.put(bucket, key, values[0], {
+      context,
+      ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    });
+    return { found: reply.found, values, context: written.context ?? context, siblings };
   }
 
   async delete(bucket: string, key: string, options: DeleteOptions = {}): Promise<void> {
@@ -203,21 +310,23 @@ export class Client {
     const ctx = contextFromString(options.context);
     if (ctx !== undefined) request.ctx = ctx;
     setLevels(request, options, 'w', 'pw');
+    setSloppy(request, options.sloppy);
     const reply = await this.request(request, options);
     if (reply.t !== 'del-ok') throw unexpected(reply);
   }
 
   /**
-   * An operator request to the first connected node: `status` (its member table), `leave`
-   * (a graceful departure), `bucket-set` (bucket properties in cluster metadata),
-   * `bucket-list`, `ring` (ownership per node), `whereis` (a key's preference list).
+   * An operator request to the first connected node of those given to `connect`: `status`
+   * (its member table), `leave` (a graceful departure), `bucket-set` (bucket properties in
+   * cluster metadata), `bucket-list`, `ring` (ownership per node), `whereis` (a key's
+   * preference list), `inspect`. `topology` goes to any connected node.
    */
-  async admin(op: AdminRequest['op'], args: { bucket?: string; key?: string; props?: AdminRequest['props'] } & RequestOptions = {}): Promise<unknown> {
+  async admin(op: AdminRequest['op'], args: AdminOptions = {}): Promise<unknown> {
     const request: AdminRequest = { t: 'admin', id: 0, op, timeout: this.timeout(args) };
     if (args.bucket !== undefined) request.bucket = args.bucket;
     if (args.key !== undefined) request.key = args.key;
     if (args.props !== undefined) request.props = args.props;
-    const reply = await this.request(request, args);
+    const reply = await this.request(request, args, args.node);
     if (reply.t !== 'admin-ok') throw unexpected(reply);
     return reply.result;
   }
@@ -227,7 +336,8 @@ export class Client {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweeper);
-    for (const link of this.links) link.close();
+    clearTimeout(this.topologyTimer);
+    for (const link of this.links.values()) link.close();
     for (const id of [...this.pending.keys()]) this.fail(id, new ClosedError('client closed', { mayHaveLanded: this.pending.get(id)?.op !== 'get' }));
   }
 
@@ -252,7 +362,7 @@ export class Client {
   }
 
   /** Sends a request built by the caller for this call alone: its `id` is set here. */
-  private request(request: Mutable<ClientRequest>, options: RequestOptions): Promise<ClientReply> {
+  private request(request: Mutable<ClientRequest>, options: RequestOptions, node?: string): Promise<ClientReply> {
     if (this.closed) return Promise.reject(new ClosedError('client is closed'));
     if (options.signal?.aborted) return Promise.reject(new AbortedError('request aborted before it was sent'));
     if (this.pending.size >= CLIENT_INFLIGHT_MAX) {
@@ -262,20 +372,22 @@ export class Client {
     if (refusal) return Promise.reject(refusal);
     const id = this.idNext++;
     request.id = id;
-    const sent = request;
     const timeoutMs = request.timeout ?? this.timeoutMs;
     return new Promise<ClientReply>((resolve, reject) => {
       const now = Date.now();
       const pending: Pending = {
         op: request.t,
-        request: sent,
+        request,
         deadline: now + timeoutMs,
         expiresAt: now + timeoutMs + CLIENT_TIMEOUT_GRACE_MS,
         timeoutMs,
         resolve,
         reject,
         link: undefined,
+        sent: false,
+        retried: false,
         cleanup: undefined,
+        node,
       };
       const signal = options.signal;
       if (signal) {
@@ -285,7 +397,9 @@ export class Client {
       }
       this.pending.set(id, pending);
       if (!this.dispatch(pending)) {
-        this.fail(id, new UnavailableError('no node is connected', { nodes: this.links.length, alive: 0, mayHaveLanded: false }));
+        const which =
+          node !== undefined ? `node ${node} is not connected` : request.t === 'admin' && request.op !== 'topology' ? 'none of the nodes given to connect is connected' : 'no node is connected';
+        this.fail(id, new UnavailableError(which, { nodes: this.links.size, alive: 0, mayHaveLanded: false }));
       }
     });
   }
@@ -299,39 +413,183 @@ export class Client {
     }
   }
 
-  /** Sends to the first ready link; false when none is ready. */
-  private dispatch(pending: Pending): boolean {
-    for (const link of this.links) {
-      if (link.ready && link.send(pending.request)) {
-        pending.link = link;
-        return true;
-      }
+  /** Sends to the link `route` picks, never `exclude`; false when none is ready. */
+  private dispatch(pending: Pending, exclude?: Link): boolean {
+    const link = pending.node === undefined ? this.route(pending.request, exclude) : this.linkTo(pending.node, exclude);
+    if (link === undefined) return false;
+    if (pending.sent) pending.request.timeout = Math.max(1, Math.min(pending.timeoutMs, pending.deadline - Date.now()));
+    if (!link.send(pending.request)) return false;
+    pending.link = link;
+    pending.sent = true;
+    return true;
+  }
+
+  /**
+   * Where a request goes: a data request to a replica of its key when the topology names one
+   * with a ready link, else to any ready link; `topology` to any ready link; other admin
+   * requests to the first ready node of those given to `connect`, since they act on the node
+   * that receives them (`leave` must never reach another).
+   */
+  private route(request: ClientRequest, exclude: Link | undefined): Link | undefined {
+    const usable = (link: Link | undefined): link is Link => link !== undefined && link !== exclude && link.ready;
+    if (request.t === 'admin') {
+      if (request.op === 'topology') return this.anyLink((link): link is Link => usable(link) && !this.topologyRefusedBy.has(link.address));
+      return [...this.seeds].map((address) => this.links.get(address)).find(usable);
     }
-    return false;
+    if (this.placement !== undefined) {
+      const turn = request.t === 'get' ? this.readTurn++ : 0;
+      const replica = chooseReplica(this.placement, request.t, request.b, request.k, (m) => this.linkFor(m, usable) !== undefined, turn);
+      if (replica !== undefined) return this.linkFor(replica, usable);
+    }
+    return this.anyLink(usable);
+  }
+
+  /** The ready link to a node named by address or id, for admin requests that must reach it. */
+  private linkTo(node: string, exclude: Link | undefined): Link | undefined {
+    for (const link of this.links.values()) {
+      if (link !== exclude && link.ready && (link.address === node || link.node === node)) return link;
+    }
+    return undefined;
+  }
+
+  /** A usable link to a member: by its advertised address, or a link whose handshake named it. */
+  private linkFor(member: TopologyMember, usable: (link: Link | undefined) => link is Link): Link | undefined {
+    const byAddress = this.links.get(member.addr);
+    if (usable(byAddress)) return byAddress;
+    for (const link of this.links.values()) if (link.node === member.id && usable(link)) return link;
+    return undefined;
+  }
+
+  /** The first usable link, preferring one to a member the topology says is alive. */
+  private anyLink(usable: (link: Link | undefined) => link is Link): Link | undefined {
+    let fallback: Link | undefined;
+    for (const link of this.links.values()) {
+      if (!usable(link)) continue;
+      if (this.placement === undefined || this.placement.memberFor(link.address, link.node)?.live === 'alive') return link;
+      fallback ??= link;
+    }
+    return fallback;
   }
 
   /** The node checks every request; checking here too refuses an oversized one without sending it. */
   private checkLimits(request: ClientRequest): ChorusError | undefined {
     if (request.t === 'admin') return undefined;
-    const limits = this.links.find((l) => l.ready)?.welcome?.limits ?? UNKNOWN_LIMITS;
+    let limits = UNKNOWN_LIMITS;
+    for (const link of this.links.values()) {
+      if (!link.ready || link.welcome?.limits === undefined) continue;
+      limits = link.welcome.limits;
+      break;
+    }
     return checkBucketKey(request.b, request.k, limits) ?? (request.t === 'put' ? checkValue(request.v, limits) : undefined);
   }
 
-  private onReply(reply: ClientReply): void {
+  private onReply(link: Link, reply: ClientReply): void {
     const pending = this.pending.get(reply.id);
     if (pending === undefined) return; // Timed out or aborted already.
+    if (reply.t === 'err' && this.mayRetryRefusal(pending, reply)) {
+      pending.retried = true;
+      pending.link = undefined;
+      // The node's placement view changed, most likely; ours may be stale too.
+      this.scheduleTopology(TOPOLOGY_LINK_DOWN_DELAY_MS);
+      if (this.dispatch(pending, link)) return;
+    }
     this.pending.delete(reply.id);
     pending.cleanup?.();
     if (reply.t === 'err') pending.reject(errorFromWire(reply.code, reply.msg, reply.details));
     else pending.resolve(reply);
   }
 
-  private onLinkDown(link: Link): void {
+  /**
+   * A node refused before doing anything and says another may succeed (UNAVAILABLE when its
+   * placement view changed, STORAGE when it cannot read the key): worth one retry in time.
+   */
+  private mayRetryRefusal(pending: Pending, reply: ErrorReply): boolean {
+    return (
+      reply.details['mayHaveLanded'] === false &&
+      reply.details['retry'] === true &&
+      !pending.retried &&
+      pending.op !== 'admin' &&
+      Date.now() < pending.deadline
+    );
+  }
+
+  private onLinkDown(link: Link, reason: CloseReason): void {
+    if (this.closed) return; // close() fails what is still open.
     for (const [id, pending] of this.pending) {
       if (pending.link !== link) continue;
+      // A node whose wire does not know `topology` refuses the frame and closes; asking it again would only repeat that.
+      if (reason.code === CLOSE.protocolError && pending.request.t === 'admin' && pending.request.op === 'topology') this.topologyRefusedBy.add(link.address);
       pending.link = undefined;
-      if (pending.op === 'get' && Date.now() < pending.deadline && this.dispatch(pending)) continue;
-      this.fail(id, new ClosedError(`connection to ${link.address} lost`, { node: link.address, mayHaveLanded: pending.op !== 'get' }));
+      const mayHaveSent = link.mayHaveSent(id);
+      // A get is safe to repeat; a write the node never received is too. Admin requests act on one node.
+      const resend = pending.op === 'get' || (!mayHaveSent && pending.op !== 'admin');
+      if (resend && Date.now() < pending.deadline && this.dispatch(pending, link)) continue;
+      this.fail(id, new ClosedError(`connection to ${link.address} lost`, { node: link.address, mayHaveLanded: pending.op !== 'get' && mayHaveSent }));
+    }
+    if (this.links.get(link.address) === link) this.scheduleTopology(TOPOLOGY_LINK_DOWN_DELAY_MS);
+  }
+
+  private onLinkUp(): void {
+    // A timer, not a direct call: the request then leaves in a frame of its own, after what
+    // the application sends as soon as `connect` resolves.
+    if (this.placement === undefined) this.scheduleTopology(0);
+  }
+
+  /** Asks for the topology after `delayMs`, unless a request is already due sooner. */
+  private scheduleTopology(delayMs: number): void {
+    if (this.closed) return;
+    const dueAt = Date.now() + delayMs;
+    if (this.topologyTimer !== undefined && this.topologyDueAt <= dueAt) return;
+    clearTimeout(this.topologyTimer);
+    this.topologyDueAt = dueAt;
+    this.topologyTimer = setTimeout(() => {
+      this.topologyTimer = undefined;
+      this.topologyDueAt = Infinity;
+      void this.refreshTopology();
+    }, delayMs);
+    this.topologyTimer.unref();
+  }
+
+  /**
+   * Asks a node for the topology and applies it. A failure (no node ready, a node that does
+   * not answer `topology`) keeps what was known and asks again later, backing off; requests
+   * meanwhile go to any ready node, as without a topology.
+   */
+  private async refreshTopology(): Promise<void> {
+    if (this.closed || this.topologyFetching) return;
+    this.topologyFetching = true;
+    try {
+      const parsed = parseTopology(await this.admin('topology', { timeoutMs: TOPOLOGY_TIMEOUT_MS }));
+      if (!parsed.ok) throw new ProtocolError(parsed.reason);
+      this.applyTopology(parsed.topology);
+      this.topologyFailures = 0;
+    } catch {
+      this.topologyFailures++;
+    } finally {
+      this.topologyFetching = false;
+    }
+    const backoff = Math.min(TOPOLOGY_REFRESH_MS_MAX, this.topologyRefreshMs * 2 ** Math.min(this.topologyFailures, 16));
+    this.scheduleTopology(this.topologyFailures === 0 ? this.topologyRefreshMs : Math.max(this.topologyRefreshMs, backoff));
+  }
+
+  private applyTopology(topology: Topology): void {
+    if (this.closed) return;
+    this.placement = new Placement(topology, this.placement);
+    if (!this.discover) return;
+    const wanted = memberAddresses(topology);
+    // Links to members that left, or that no longer advertise this address, go; the given nodes stay.
+    for (const [address, link] of this.links) {
+      if (this.seeds.has(address) || wanted.has(address)) continue;
+      this.links.delete(address);
+      link.close();
+    }
+    for (const member of topology.members) {
+      if (member.status === 'left' || this.links.has(member.addr)) continue;
+      if ([...this.links.values()].some((link) => link.node === member.id)) continue;
+      if (this.links.size >= CLIENT_LINKS_MAX) break;
+      const link = new Link({ ...this.linkOptions, address: member.addr }, this.linkEvents);
+      this.links.set(member.addr, link);
+      void link.open();
     }
   }
 
@@ -351,17 +609,6 @@ function decodeStored<T>(bytes: Uint8Array): T {
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-
-function setLevels<K extends 'r' | 'w' | 'pr' | 'pw'>(request: Partial<Record<K, Level>>, options: Partial<Record<K, Level>>, ...keys: K[]): void {
-  for (const key of keys) {
-    const level = options[key];
-    if (level === undefined) continue;
-    if (level !== 'one' && level !== 'quorum' && level !== 'all' && !(Number.isInteger(level) && (level as number) >= 0 && (level as number) <= 255)) {
-      throw new InvalidRequestError(`${key} must be one, quorum, all or a whole number, got ${JSON.stringify(level)}`, { field: key });
-    }
-    request[key] = level;
-  }
-}
 
 function unexpected(reply: ClientReply): ChorusError {
   return new InvalidRequestError(`unexpected reply ${reply.t}`);

@@ -1,3 +1,4 @@
 export { connect, Client } from './client.js';
-export type { ConnectOptions, DeleteOptions, GetOptions, GetResult, PutOptions, PutResult, RequestOptions } from './client.js';
+export type { AdminOptions, ConnectOptions, DeleteOptions, GetOptions, GetResult, PutOptions, PutResult, RequestOptions } from './client.js';
 export type { Context } from './context.js';
+export type { BucketTopology, Topology, TopologyMember } from './topology.js';

@@ -11,3 +11,24 @@ export const CLIENT_TIMEOUT_GRACE_MS = 1000;
 
 /** Requests one client has in flight; more wait for OVERLOADED-free room rather than growing memory. */
 export const CLIENT_INFLIGHT_MAX = 10_000;
+
+/**
+ * Links one client keeps: one per member it learned of, plus the nodes it was given. Each is a
+ * socket and a ping timer; a topology listing more members is used only up to this many.
+ */
+export const CLIENT_LINKS_MAX = 512;
+
+/** How often the SDK asks for the topology while all is well: membership changes are rare. */
+export const TOPOLOGY_REFRESH_MS = 5000;
+
+/** The longest wait between topology requests after failures (a node that does not answer it). */
+export const TOPOLOGY_REFRESH_MS_MAX = 60_000;
+
+/**
+ * How long after a link went down the SDK asks for the topology again: long enough that a
+ * burst of links failing together (a node dying) costs one request.
+ */
+export const TOPOLOGY_LINK_DOWN_DELAY_MS = 200;
+
+/** The timeout of a topology request: it is cheap for the node, and a slow answer is stale anyway. */
+export const TOPOLOGY_TIMEOUT_MS = 2000;

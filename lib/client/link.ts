@@ -2,6 +2,11 @@
  * The SDK's connection to one node: dial, handshake, and redial with capped exponential
  * backoff while the client is open. A link is `ready` or not; the client routes requests
  * only to ready links.
+ *
+ * The connection batches what is sent in one turn of the event loop and writes it on the
+ * next `setImmediate`; a connection that closes before that drops the batch. The link keeps
+ * the ids of requests not yet handed to the socket, so that when it goes down the client can
+ * tell a request the node never received (safe to send elsewhere) from one it may have.
  */
 
 import type { ChorusError } from '../base/errors.js';
@@ -35,6 +40,10 @@ export class Link {
   private retryTimer: NodeJS.Timeout | undefined;
   private delayMs: number;
   private closed = false;
+  /** Ids of requests queued on the current connection and not yet written to its socket. */
+  private unwritten = new Set<number>();
+  /** The `unwritten` set a write check is scheduled for. */
+  private writeCheckFor: Set<number> | undefined;
   welcome: Welcome | undefined;
   lastError: ChorusError | undefined;
 
@@ -47,6 +56,16 @@ export class Link {
 
   get ready(): boolean {
     return this.conn?.isOpen === true;
+  }
+
+  /** The id of the node this link reached last; undefined before its first handshake. */
+  get node(): string | undefined {
+    return this.welcome?.node;
+  }
+
+  /** Whether request `id`, sent on this link, may have reached the node. */
+  mayHaveSent(id: number): boolean {
+    return !this.unwritten.has(id);
   }
 
   /** Dials once; resolves true when the link is up. Failures schedule a redial. */
@@ -75,12 +94,14 @@ export class Link {
         pingIntervalMs: this.options.pingIntervalMs,
       });
       this.conn = conn;
+      this.unwritten = new Set();
       conn.onMessages((replies) => {
         for (const reply of replies) this.events.onReply(this, reply);
       });
       conn.onClose((reason) => {
         if (this.conn === conn) this.conn = undefined;
         this.events.onDown(this, reason);
+        this.unwritten.clear();
         this.scheduleRedial();
       });
       this.events.onUp(this);
@@ -93,14 +114,27 @@ export class Link {
   }
 
   send(request: ClientRequest): boolean {
-    if (!this.conn?.isOpen) return false;
-    this.conn.send(request);
+    const conn = this.conn;
+    if (!conn?.isOpen) return false;
+    conn.send(request);
+    const ids = this.unwritten;
+    ids.add(request.id);
+    if (this.writeCheckFor !== ids) {
+      this.writeCheckFor = ids;
+      // Runs after the connection's flush, which the send above (or an earlier one this turn) scheduled.
+      setImmediate(() => {
+        if (this.writeCheckFor === ids) this.writeCheckFor = undefined;
+        if (conn.isOpen && conn.ws.readyState === conn.ws.OPEN) ids.clear();
+      });
+    }
     return true;
   }
 
   close(): void {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    // Closing an open socket writes what is queued first.
+    if (this.conn?.isOpen && this.conn.ws.readyState === this.conn.ws.OPEN) this.unwritten.clear();
     this.conn?.close(1000, 'client closed');
     this.conn = undefined;
   }

@@ -2,8 +2,8 @@
  * Proves the layering DESIGN.md asks for, by reading every source file under lib/:
  * the deterministic core (base … node) imports no I/O (no node:* module but node:crypto's
  * hashes, no ws, lmdb, pino, prom-client) and reads no clock, timer or global randomness;
- * the core never imports the shell; the SDK imports only base, codec and the transport's
- * socket pieces; the runtime never imports the simulator; and folders import each other
+ * the core never imports the shell; the SDK imports only base, codec, ring (pure, so it can
+ * compute a key's replicas itself) and the transport's socket pieces; the runtime never imports the simulator; and folders import each other
  * without cycles. The checker is first run on planted violations, so a checker that
  * matches nothing cannot pass.
  */
@@ -17,6 +17,8 @@ const LIB = resolve(dirname(fileURLToPath(import.meta.url)), '../../lib');
 
 const CORE = new Set(['base', 'codec', 'clock', 'crdt', 'ring', 'merkle', 'membership', 'replication', 'handoff', 'antientropy', 'node']);
 const IO_PACKAGES = new Set(['ws', 'lmdb', 'pino', 'prom-client', 'commander', 'yaml']);
+/** Folders the SDK may import: pure code that touches neither storage nor the node. */
+const CLIENT_FOLDERS = new Set(['client', 'base', 'codec', 'ring']);
 /** Transport files the SDK may use: they touch only a socket, never storage. */
 const CLIENT_TRANSPORT = new Set(['transport/connection.ts', 'transport/dial.ts', 'transport/handshake-schemas.ts']);
 const FORBIDDEN_CALLS: readonly [RegExp, string][] = [
@@ -91,7 +93,7 @@ export function violations(sources: readonly Source[]): string[] {
       }
       if (core && !CORE.has(toFolder)) problems.push(`${source.path}: core imports the shell (${to})`);
       if (folder === 'runtime' && toFolder === 'sim') problems.push(`${source.path}: the runtime imports the simulator`);
-      if (folder === 'client' && toFolder !== 'client' && toFolder !== 'base' && toFolder !== 'codec' && !CLIENT_TRANSPORT.has(to)) {
+      if (folder === 'client' && !CLIENT_FOLDERS.has(toFolder) && !CLIENT_TRANSPORT.has(to)) {
         problems.push(`${source.path}: the SDK imports ${to}`);
       }
     }
@@ -128,6 +130,7 @@ describe('architecture: imports point down and the core stays free of I/O', () =
       { path: 'ring/bad-clock.ts', text: 'export const t = Date.now() + Math.random();\nsetTimeout(() => {}, 1);' },
       { path: 'clock/bad-shell.ts', text: "import { openStore } from '../storage/index.js';" },
       { path: 'client/bad.ts', text: "import { startNode } from '../runtime/node-runtime.js';" },
+      { path: 'client/bad-core.ts', text: "import { Coordinator } from '../node/coordinator.js';" },
       { path: 'runtime/bad.ts', text: "import { Sim } from '../sim/cluster.js';" },
       { path: 'a/x.ts', text: "import { y } from '../b/y.js';" },
       { path: 'b/y.ts', text: "import { x } from '../a/x.js';" },
@@ -140,9 +143,12 @@ describe('architecture: imports point down and the core stays free of I/O', () =
     expect(found.join('\n')).to.match(/core uses setTimeout/);
     expect(found.join('\n')).to.match(/core imports the shell/);
     expect(found.join('\n')).to.match(/the SDK imports runtime/);
+    expect(found.join('\n')).to.match(/the SDK imports node\/coordinator/);
     expect(found.join('\n')).to.match(/the runtime imports the simulator/);
     expect(found.join('\n')).to.match(/import cycle between folders: a -> b -> a/);
     // Comments do not count, and node:crypto's hashes are allowed in the core.
+    // The SDK may compute placement with the pure ring.
+    expect(violations([{ path: 'client/ok.ts', text: "import { buildRing } from '../ring/ring.js';" }])).to.deep.equal([]);
     expect(violations([{ path: 'base/ok.ts', text: "import { createHash } from 'node:crypto';\n// Date.now() is not used here\n/* setTimeout( */" }])).to.deep.equal([]);
   });
 
