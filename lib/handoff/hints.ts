@@ -163,6 +163,12 @@ export class HintBook {
     return true;
   }
 
+  /** The target could not be reached: its batch in flight, if any, is lost; try again after a backoff. */
+  unreachable(target: string, now: number): void {
+    const state = this.targets.get(target);
+    if (state?.inflight !== undefined) this.failed(state, now);
+  }
+
   /** The count the store holds is the truth: a batch read fewer hints than counted. */
   recount(target: string, count: number): void {
     const state = this.state(target);

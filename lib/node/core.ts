@@ -65,7 +65,7 @@ export interface ReplicationStats extends CoordinatorStats, ReplicaServerStats {
 }
 
 /** Ticks a handoff batch may wait for its acknowledgement, in delivery intervals. */
-const HANDOFF_TIMEOUT_INTERVALS = 10;
+const HANDOFF_TIMEOUT_INTERVALS = 5;
 
 export interface NodeCoreDeps {
   readonly store: StoreReader;
@@ -157,7 +157,13 @@ export class NodeCore {
         break;
       case 'peer-unreachable':
         this.membership.onUnreachable(input.node, input.addr, input.reason, this.now, events);
-        if (input.node !== undefined && input.reason === 'unreachable') this.coordinator.onPeerUnreachable(input.node, out);
+        if (input.node !== undefined && input.reason === 'unreachable') {
+          this.coordinator.onPeerUnreachable(input.node, out);
+          this.replica.onPeerUnreachable(input.node, this.now);
+        }
+        break;
+      case 'peer-undeliverable':
+        this.onUndeliverable(input.node, input.message, out);
         break;
       case 'stalled':
         this.membership.onStall(input.ticks, this.now, events);
@@ -188,6 +194,22 @@ export class NodeCore {
         return;
       default:
         this.replica.onMessage(from, message, out);
+    }
+  }
+
+  /** A request this node sent never left: fail it now, as its answer would have. */
+  private onUndeliverable(node: string, message: PeerMessage, out: NodeOutput[]): void {
+    switch (message.t) {
+      case 'rput':
+      case 'rget':
+      case 'fwd':
+        this.coordinator.onPeerAnswer(node, { t: 'rerr', from: node, rid: message.rid, code: 'UNAVAILABLE', msg: 'not sent: the node could not be reached' }, out);
+        return;
+      case 'handoff':
+        this.replica.onError(node, message.rid, this.now);
+        return;
+      default:
+        return;
     }
   }
 

@@ -23,6 +23,8 @@ export type NodeInput =
   | { readonly kind: 'peer-message'; readonly from: string; readonly message: PeerMessage }
   /** The shell could not reach a peer, or found that an address is this node itself. */
   | { readonly kind: 'peer-unreachable'; readonly node: string | undefined; readonly addr: string; readonly reason: 'unreachable' | 'self' }
+  /** A message to `node` was not sent (no connection, a full queue): whatever awaits its answer need not wait. */
+  | { readonly kind: 'peer-undeliverable'; readonly node: string; readonly message: PeerMessage }
   /** The event loop did not run for `ticks` ticks (a pause, a long GC): the view is stale. */
   | { readonly kind: 'stalled'; readonly ticks: number }
   /** The event loop's measured lag, in ticks (Lifeguard's local health). */

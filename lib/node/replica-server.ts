@@ -82,6 +82,11 @@ export class ReplicaServer {
     }
   }
 
+  /** A peer could not be reached: a handoff batch to it is lost. */
+  onPeerUnreachable(node: string, now: number): void {
+    this.deps.hints.unreachable(node, now);
+  }
+
   /** An error answer no coordinator request claimed: perhaps a refused handoff batch. */
   onError(from: string, rid: number, now: number): void {
     this.deps.hints.refused(from, rid, now);

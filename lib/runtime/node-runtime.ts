@@ -176,7 +176,10 @@ class NodeRuntime implements RunningNode {
       {
         onMessage: (from, message) => this.step({ kind: 'peer-message', from, message }),
         onUnreachable: (node, addr, reason) => this.step({ kind: 'peer-unreachable', node, addr, reason }),
-        onDropped: (count) => this.metrics.peerDropped.inc(count),
+        onDropped: (node, messages) => {
+          this.metrics.peerDropped.inc(messages.length);
+          if (node !== undefined && this.core !== undefined) for (const message of messages) this.step({ kind: 'peer-undeliverable', node, message });
+        },
       },
     );
     this.acceptor = attachAcceptor(this.http, {

@@ -46,7 +46,8 @@ export interface PeerEvents {
   onMessage(from: string, message: PeerMessage): void;
   onUnreachable(node: string | undefined, addr: string, reason: 'unreachable' | 'self'): void;
   /** Bytes of frames sent and received, for metrics. */
-  onDropped(count: number): void;
+  /** Messages that were not sent (no route, a full queue, a failed dial): the core may act on them at once. */
+  onDropped(node: string | undefined, messages: readonly PeerMessage[]): void;
 }
 
 interface Dialing {
@@ -84,19 +85,19 @@ export class PeerLinks {
     if (to.node !== undefined && to.addr !== '') this.addressOf.set(to.node, to.addr);
     const open = to.node === undefined ? undefined : this.openConnection(to.node);
     if (open) {
-      if (open.backlogBytes > PEER_BACKLOG_BYTES_MAX) return this.events.onDropped(1);
+      if (open.backlogBytes > PEER_BACKLOG_BYTES_MAX) return this.events.onDropped(to.node, [message]);
       return open.send(message);
     }
-    if (to.addr === '') return this.events.onDropped(1);
+    if (to.addr === '') return this.events.onDropped(to.node, [message]);
     if (this.selfAddresses.has(to.addr)) return this.events.onUnreachable(to.node, to.addr, 'self');
     const pending = this.dialing.get(to.addr);
     if (pending) {
-      if (pending.queue.length >= PEER_DIAL_QUEUE_MAX) return this.events.onDropped(1);
+      if (pending.queue.length >= PEER_DIAL_QUEUE_MAX) return this.events.onDropped(to.node, [message]);
       pending.queue.push(message);
       return;
     }
     const backoff = this.backoff.get(to.addr);
-    if (backoff && Date.now() < backoff.untilMs) return this.events.onDropped(1);
+    if (backoff && Date.now() < backoff.untilMs) return this.events.onDropped(to.node, [message]);
     this.dial(to, [message]);
   }
 
@@ -157,7 +158,7 @@ export class PeerLinks {
         const previous = this.backoff.get(to.addr);
         const delayMs = previous ? Math.min(this.options.reconnectDelayMsMax, previous.delayMs * 2) : this.options.reconnectDelayMs;
         this.backoff.set(to.addr, { untilMs: Date.now() + delayMs, delayMs });
-        this.events.onDropped(pending.queue.length);
+        this.events.onDropped(to.node, pending.queue);
         this.options.logger.debug({ addr: to.addr, node: to.node, reason }, 'peer unreachable');
         this.events.onUnreachable(to.node, to.addr, 'unreachable');
       },

@@ -15,6 +15,7 @@
  */
 
 import { expect } from 'chai';
+import { mkdirSync, rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { ChorusError } from '../../lib/base/errors.js';
 import { connect, type Client } from '../../lib/client/index.js';
@@ -188,6 +189,32 @@ describe('integration: replication on three real nodes (n = 3)', function () {
     await waitConnected(db(), nodes);
     for (const [key, value] of [...acknowledged, ...during]) {
       for (const node of nodes) expect(decoded(await valuesAt(db(), node, 'users', key)), `${key} at ${node.nodeId}`).to.deep.equal([value]);
+    }
+  });
+
+  it('gives a node whose data was lost a new actor, so its new writes are not shadowed by what it wrote before (kv679)', async () => {
+    const target = nodes[1] as NodeProcess;
+    const actorBefore = ((await fetchStatus(target.address)) as ReplicationStatus & { actor: string }).actor;
+    const direct = await connect({ nodes: [target.address], discover: false });
+    try {
+      await direct.put('kv679', 'k', 'old', { w: 'all' });
+      await target.kill('SIGKILL');
+      rmSync(dataDirs[1] as string, { recursive: true, force: true });
+      mkdirSync(dataDirs[1] as string, { recursive: true });
+      nodes[1] = await restart(target, dataDirs[1] as string, (nodes[0] as NodeProcess).address);
+      await waitForTables(nodes, 'three members, all up and alive, in every table', allUpAndAlive(3), 15000);
+      const actorAfter = ((await fetchStatus((nodes[1] as NodeProcess).address)) as ReplicationStatus & { actor: string }).actor;
+      expect(actorAfter).to.not.equal(actorBefore);
+      await waitFor('the direct client to reconnect', () => (direct.connectedNodes.length === 1 ? true : undefined), 15000, 50);
+      const read = await direct.get<string>('kv679', 'k', { r: 'all' });
+      expect(read.values).to.deep.equal(['old']);
+      await direct.put('kv679', 'k', 'new', { context: read.context, w: 'all' });
+      expect((await direct.get<string>('kv679', 'k', { r: 'all' })).values).to.deep.equal(['new']);
+      await waitConnected(db(), nodes);
+      for (const node of nodes) expect(decoded(await valuesAt(db(), node, 'kv679', 'k')), node.nodeId).to.deep.equal(['new']);
+      console.log(`      ${target.nodeId} wiped: actor ${actorBefore} became ${actorAfter}; its write with a fresh read's context replaced the old value everywhere`);
+    } finally {
+      await direct.close();
     }
   });
 
