@@ -14,8 +14,8 @@
 
 import { Encoder } from 'cbor-x';
 import { open } from 'lmdb';
-import murmur from 'murmurhash3js-revisited';
 import { WebSocketServer } from 'ws';
+import { plainKey, tokenKey } from './layout.js';
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: raw-server.ts DATA_DIR');
@@ -28,12 +28,7 @@ type Request = { t: 'put' | 'get'; id: number; b: string; k: string; v?: Uint8Ar
 const plain = process.argv[3] === 'plain';
 
 function storageKey(bucket: string, key: string): Buffer {
-  const name = Buffer.from(`${bucket}\0${key}`);
-  if (plain) return name;
-  const out = Buffer.allocUnsafe(4 + name.length);
-  out.writeUInt32BE(murmur.x86.hash32(name) as number, 0);
-  name.copy(out, 4);
-  return out;
+  return plain ? plainKey(bucket, key) : tokenKey(bucket, key);
 }
 
 wss.on('connection', (ws) => {
