@@ -68,12 +68,17 @@ export function emptyDvv<T>(): Dvv<T> {
  * The result also keeps the context's counters: if a value the writer saw has not reached this
  * replica yet, it is discarded when it arrives. This is `dvvset:update/3`: a sync of the context
  * (as a clock with no values) with the server clock, followed by a new event.
+ *
+ * `floor`: when `actor` holds no value of the key, the new dot's counter is at least `floor`.
+ * A coordinator passes one above every counter it ever issued, so that a key whose clock was
+ * forgotten (a reaped tombstone) never gets a dot an old context already covers. Skipping
+ * counters is safe there: only `actor` issues its dots, and it holds none of this key's.
  */
-export function update<T>(server: Dvv<T>, context: VersionVector, value: T, actor: Actor): Dvv<T> {
+export function update<T>(server: Dvv<T>, context: VersionVector, value: T, actor: Actor, floor = 0): Dvv<T> {
   assert(actor.length > 0, 'dvv: a put needs a coordinating actor');
   assertVector(context);
   const seen = syncEntries(server.entries, contextEntries<T>(context));
-  const result = { entries: event(seen, actor, value) };
+  const result = { entries: event(seen, actor, value, floor) };
   assertDvv(result);
   return result;
 }
@@ -270,10 +275,12 @@ function mergeEntry<T>(x: DvvEntry<T>, y: DvvEntry<T>): DvvEntry<T> {
 }
 
 /** Adds `value` under the next dot of `actor` (`dvvset:event/3`), keeping the entries sorted. */
-function event<T>(entries: readonly DvvEntry<T>[], actor: Actor, value: T): DvvEntry<T>[] {
+function event<T>(entries: readonly DvvEntry<T>[], actor: Actor, value: T, floor: number): DvvEntry<T>[] {
   const at = entries.findIndex((entry) => entry.actor >= actor);
   const found = at >= 0 && (entries[at] as DvvEntry<T>).actor === actor ? (entries[at] as DvvEntry<T>) : undefined;
-  const counter = (found?.counter ?? 0) + 1;
+  const next = (found?.counter ?? 0) + 1;
+  // Values carry consecutive dots down from the counter, so it may only jump when there are none.
+  const counter = found === undefined || found.values.length === 0 ? Math.max(next, floor) : next;
   // Counters arriving from outside are capped at 2^52 (limits.ts), so only 2^52 real writes get here.
   assert(Number.isSafeInteger(counter), `dvv: counter of ${actor} overflows`);
   const entry: DvvEntry<T> = { actor, counter, values: [value, ...(found?.values ?? [])] };

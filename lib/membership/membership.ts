@@ -113,6 +113,10 @@ interface Relay {
   readonly deadlineTick: number;
 }
 
+function isUnhealthy(state: MemberState): boolean {
+  return state.status !== 'left' && state.live !== 'alive';
+}
+
 export class Membership {
   private readonly prng: Prng;
   private readonly metadata: ClusterMetadata;
@@ -140,6 +144,8 @@ export class Membership {
   private joinDelayTicks: number;
   private leaveAtTick: number | undefined;
   private changes = 0;
+  /** Members (not left) that are suspect or dead. */
+  private unhealthy = 0;
 
   constructor(deps: MembershipDeps, init: MembershipInit) {
     this.prng = deps.prng;
@@ -172,6 +178,16 @@ export class Membership {
     return this.joined;
   }
 
+  /**
+   * Whether a member of the cluster has answered (or there is no other seed to ask). A node
+   * that is its own seed joins at once, so that nodes given the same seed list form one
+   * cluster; but one that restarts that way must not serve data alone on a ring of itself
+   * before it has heard from the others.
+   */
+  get hasHeardFromCluster(): boolean {
+    return this.seedsAnswered;
+  }
+
   get localHealth(): number {
     return this.awareness;
   }
@@ -192,6 +208,11 @@ export class Membership {
    */
   get version(): number {
     return this.changes;
+  }
+
+  /** Whether every member that has not left is alive, as far as this node knows. */
+  get allAlive(): boolean {
+    return this.unhealthy === 0;
   }
 
   /** What this node believes of member `id` (itself included), or undefined if unknown. */
@@ -437,6 +458,7 @@ export class Membership {
     if (member === undefined) {
       this.members.set(update.id, { state: update, lastHeardTick: undefined, deadSinceTick: update.live === 'dead' ? this.now : undefined });
       this.changes++;
+      if (isUnhealthy(update)) this.unhealthy++;
       if (update.live === 'suspect') this.startSuspicion(update.id, update.inc, update.by ?? from);
       this.broadcasts.push(update);
       out.push({ kind: 'event', level: 'info', msg: 'member discovered', fields: { member: update.id, addr: update.addr, live: update.live, status: update.status, inc: update.inc } });
@@ -451,6 +473,7 @@ export class Membership {
     if (!supersedes(update, current)) return;
     member.state = update;
     this.changes++;
+    this.unhealthy += (isUnhealthy(update) ? 1 : 0) - (isUnhealthy(current) ? 1 : 0);
     if (update.live === 'suspect' && (current.live !== 'suspect' || current.inc !== update.inc)) this.startSuspicion(update.id, update.inc, update.by ?? from);
     if (update.live !== 'suspect') this.suspicions.delete(update.id);
     member.deadSinceTick = update.live === 'dead' ? (current.live === 'dead' ? member.deadSinceTick : this.now) : undefined;

@@ -62,6 +62,11 @@ export interface CoordinatorInit {
   readonly requestTimeoutMs: number;
   /** Milliseconds one tick stands for; used only to turn client timeouts into ticks. */
   readonly tickMs: number;
+  /**
+   * The highest dot counter this actor issued before (kept across a clean restart; a node
+   * that did not stop cleanly writes under a new actor and starts from 0).
+   */
+  readonly counterFloor: number;
 }
 
 export interface CoordinatorDeps {
@@ -82,6 +87,9 @@ export type Origin = { readonly kind: 'client'; readonly conn: ConnId } | { read
 
 /** Ticks a forwarding node waits past the request's own timeout for the coordinator's answer. */
 const FORWARD_GRACE_TICKS = 50;
+
+/** Ticks a read waits for its quorum before it asks one more replica (a slow or paused one). */
+const SPECULATIVE_READ_TICKS = 5;
 
 /** Tombstones waiting for their grace period at most; past this a tombstone is simply kept. */
 const REAPS_PENDING_MAX = 100_000;
@@ -115,6 +123,8 @@ interface OpenWrite extends Open {
 
 interface OpenRead extends Open {
   readonly kind: 'read';
+  /** Targets asked so far: a prefix of `targets`. */
+  asked: number;
   merged: KvObject | undefined;
   /** What each target that answered holds (undefined: nothing). */
   readonly answers: Map<string, KvObject | undefined>;
@@ -130,6 +140,14 @@ interface OpenForward {
 }
 
 type Request = OpenWrite | OpenRead | OpenForward;
+
+/** A tombstone every primary acknowledged, waiting for its grace period. */
+interface Reap {
+  readonly bucket: string;
+  readonly key: string;
+  readonly object: KvObject;
+  readonly primaries: readonly string[];
+}
 
 interface Plan {
   readonly n: number;
@@ -157,19 +175,29 @@ export class Coordinator {
   private readonly remote = new Map<number, { readonly request: number; readonly node: string }>();
   /** Requests filed by the tick at which they time out. */
   private readonly deadlines = new Map<number, number[]>();
+  /** Reads filed by the tick at which, still unanswered, they ask one more replica. */
+  private readonly speculations = new Map<number, number[]>();
   /** Tombstones to reap, filed by the tick their grace period ends. */
-  private readonly reaps = new Map<number, { readonly bucket: string; readonly key: string; readonly object: KvObject; readonly primaries: readonly string[] }[]>();
+  private readonly reaps = new Map<number, Reap[]>();
   private reapsPending = 0;
   private readonly inflightByConn = new Map<ConnId, number>();
   private readonly closedConns = new Set<ConnId>();
   private readRepairs = 0;
   private forwarded = 0;
+  /** The highest dot counter this actor has issued. */
+  private counterMax: number;
   private reapsSent = 0;
 
   constructor(deps: CoordinatorDeps, init: CoordinatorInit) {
     assert(init.tickMs > 0, 'tickMs must be positive');
     this.deps = deps;
     this.init = init;
+    this.counterMax = init.counterFloor;
+  }
+
+  /** The highest dot counter this actor has issued; a clean stop keeps it for the next start. */
+  get counterIssued(): number {
+    return this.counterMax;
   }
 
   get ticks(): number {
@@ -192,11 +220,28 @@ export class Coordinator {
       this.deadlines.delete(this.now);
       for (const number of due) this.expire(number, out);
     }
+    const speculations = this.speculations.get(this.now);
+    if (speculations !== undefined) {
+      this.speculations.delete(this.now);
+      for (const number of speculations) {
+        const read = this.requests.get(number);
+        if (read?.kind === 'read' && !read.replied) this.ask(number, read, 1, out);
+      }
+    }
     const reaps = this.reaps.get(this.now);
     if (reaps !== undefined) {
       this.reaps.delete(this.now);
       this.reapsPending -= reaps.length;
+      const graceTicks = this.graceTicks();
       for (const reap of reaps) {
+        // A member that was down during the grace period may hold a hint of an older value;
+        // once the tombstone is gone that hint would bring the value back. Wait until every
+        // member has been alive for a whole grace period, so its hints have been delivered.
+        const healthyFor = this.now - this.deps.placement.unhealthyAt;
+        if (healthyFor < graceTicks) {
+          this.fileReap(this.deps.placement.unhealthyAt + graceTicks, reap);
+          continue;
+        }
         for (const node of reap.primaries) this.send(node, { t: 'reap', from: this.init.nodeId, b: reap.bucket, k: reap.key, obj: reap.object }, out);
         this.reapsSent++;
       }
@@ -267,10 +312,12 @@ export class Coordinator {
   ): void {
     const planned = this.plan(request.b, request.w, request.pw, request.sloppy, 'w', request.k);
     if (!planned.ok) return this.reply(origin, errorReply(request.id, planned.error), out);
-    const self = planned.plan.targets.find((t) => t.node === this.init.nodeId);
+    // Only a primary orders a write: its own copy holds every dot it ever issued for the key,
+    // so it never issues one twice. A fallback's hint may have been handed over and deleted.
+    const self = planned.plan.targets.find((t) => t.node === this.init.nodeId && t.primary);
     if (self === undefined) return this.forward(origin, request, planned.plan.targets, out);
 
-    const slot = { bucket: request.b, key: request.k, hintFor: self.hintFor };
+    const slot = { bucket: request.b, key: request.k };
     let current: KvObject | undefined;
     try {
       current = this.deps.local.latest(slot);
@@ -279,7 +326,7 @@ export class Coordinator {
       return this.reply(origin, errorReply(request.id, new StorageError('this node cannot read the key; try another node', { mayHaveLanded: false, retry: true })), out);
     }
     const { context, value } = plan(current);
-    const written = applyPut(current, context, value, this.init.actor);
+    const written = applyPut(current, context, value, this.init.actor, this.counterMax + 1);
     if (written.siblings > this.init.limits.siblingsMax) {
       const error = new InvalidRequestError(`write would leave ${written.siblings} siblings, over the limit of ${this.init.limits.siblingsMax}; read, resolve and write with the context`, {
         siblings: written.siblings,
@@ -291,6 +338,7 @@ export class Coordinator {
       out.push({ kind: 'log', level: 'warn', msg: 'many siblings', fields: { bucket: request.b, key: request.k, siblings: written.siblings } });
     }
 
+    this.counterMax = Math.max(this.counterMax, written.counter);
     const number = this.requestNext++;
     const deadline = this.now + this.timeoutTicks(request.timeout);
     const write: OpenWrite = {
@@ -314,18 +362,11 @@ export class Coordinator {
     };
     this.open(number, write);
 
-    if (self.hintFor !== undefined && !this.admitHint(self.hintFor, slot, written.object)) {
-      this.onWriteAnswer(number, this.init.nodeId, false, out, 'OVERLOADED');
-    } else {
-      const bytes = self.hintFor === undefined ? 0 : objectBytes(written.object);
-      const replaced = self.hintFor === undefined || current === undefined ? undefined : objectBytes(current);
-      this.deps.local.write([{ ...slot, object: written.object }], out, (failure, done) => {
-        if (failure !== undefined) done.push({ kind: 'log', level: 'error', msg: 'storage write failed', fields: { bucket: request.b, key: request.k, reason: failure } });
-        else if (self.hintFor !== undefined) this.deps.hints.stored(self.hintFor, bytes, replaced);
-        this.onWriteAnswer(number, this.init.nodeId, failure === undefined, done, 'STORAGE');
-      });
-    }
-    if (self.hintFor === undefined) this.keepHints(request.b, request.k, planned.plan.uncovered, written.object, out);
+    this.deps.local.write([{ ...slot, object: written.object }], out, (failure, done) => {
+      if (failure !== undefined) done.push({ kind: 'log', level: 'error', msg: 'storage write failed', fields: { bucket: request.b, key: request.k, reason: failure } });
+      this.onWriteAnswer(number, this.init.nodeId, failure === undefined, done, 'STORAGE');
+    });
+    this.keepHints(request.b, request.k, planned.plan.uncovered, written.object, out);
     for (const target of planned.plan.targets) {
       if (target.node === this.init.nodeId) continue;
       const rid = this.track(number, target.node);
@@ -360,19 +401,6 @@ export class Coordinator {
         else done.push({ kind: 'log', level: 'warn', msg: 'keeping a hint failed', fields: { bucket, key, target: primary, reason: failure } });
       });
     }
-  }
-
-  /** Whether this node, as a fallback, may keep one more hint; counts a drop when not. */
-  private admitHint(target: string, slot: { bucket: string; key: string; hintFor?: string | undefined }, object: KvObject): boolean {
-    let replaces: boolean;
-    try {
-      replaces = this.deps.local.latest(slot) !== undefined;
-    } catch {
-      replaces = false;
-    }
-    if (this.deps.hints.admits(target, replaces, objectBytes(object))) return true;
-    this.deps.hints.dropped(target);
-    return false;
   }
 
   private onWriteAnswer(number: number, node: string, ok: boolean, out: NodeOutput[], code?: ErrorCode): void {
@@ -418,29 +446,55 @@ export class Coordinator {
       bucket: request.b,
       key: request.k,
       tally: new Tally(planned.plan.spec, planned.plan.targets),
-      targets: planned.plan.targets,
+      targets: selfFirst(planned.plan.targets, this.init.nodeId),
       deadline: this.now + this.timeoutTicks(request.timeout),
       replied: false,
       merged: undefined,
       answers: new Map(),
+      asked: 0,
     };
     this.open(number, read);
-    for (const target of planned.plan.targets) {
-      if (target.node === this.init.nodeId) continue;
-      const rid = this.track(number, target.node);
-      this.send(target.node, { t: 'rget', from: this.init.nodeId, rid, b: request.b, k: request.k, ...(target.hintFor === undefined ? {} : { hint: target.hintFor }) }, out);
-    }
-    const self = planned.plan.targets.find((t) => t.node === this.init.nodeId);
-    if (self !== undefined) {
-      let object: KvObject | undefined;
-      try {
-        object = this.deps.local.durable({ bucket: request.b, key: request.k, hintFor: self.hintFor });
-      } catch (error) {
-        out.push({ kind: 'log', level: 'error', msg: 'local read failed', fields: { bucket: request.b, key: request.k, reason: String(error) } });
-        return this.onReadAnswer(number, this.init.nodeId, { ok: false }, out);
+    this.ask(number, read, readsToSend(read.targets, planned.plan.spec, this.init.nodeId), out);
+    this.fileSpeculation(number, read);
+  }
+
+  /**
+   * Asks the next `count` targets (this node first, then the rest in preference order). A
+   * read starts with just enough targets for its quorum, as Cassandra's does, and asks one
+   * more for each that fails, and one more if none has answered after
+   * SPECULATIVE_READ_TICKS; anti-entropy, not every read, keeps the others in step.
+   */
+  private ask(number: number, read: OpenRead, count: number, out: NodeOutput[]): void {
+    const end = Math.min(read.targets.length, read.asked + count);
+    for (; read.asked < end; read.asked++) {
+      const target = read.targets[read.asked] as ReplicaTarget;
+      if (target.node === this.init.nodeId) {
+        this.readLocal(number, read, target, out);
+        if (!this.requests.has(number)) return;
+        continue;
       }
-      this.onReadAnswer(number, this.init.nodeId, { ok: true, object }, out);
+      const rid = this.track(number, target.node);
+      this.send(target.node, { t: 'rget', from: this.init.nodeId, rid, b: read.bucket, k: read.key, ...(target.hintFor === undefined ? {} : { hint: target.hintFor }) }, out);
     }
+  }
+
+  private readLocal(number: number, read: OpenRead, target: ReplicaTarget, out: NodeOutput[]): void {
+    let object: KvObject | undefined;
+    try {
+      object = this.deps.local.durable({ bucket: read.bucket, key: read.key, hintFor: target.hintFor });
+    } catch (error) {
+      out.push({ kind: 'log', level: 'error', msg: 'local read failed', fields: { bucket: read.bucket, key: read.key, reason: String(error) } });
+      return this.onReadAnswer(number, this.init.nodeId, { ok: false }, out);
+    }
+    this.onReadAnswer(number, this.init.nodeId, { ok: true, object }, out);
+  }
+
+  private fileSpeculation(number: number, read: OpenRead): void {
+    if (read.asked >= read.targets.length || read.replied) return;
+    const at = this.now + SPECULATIVE_READ_TICKS;
+    const list = this.speculations.get(at);
+    if (list) list.push(number);
+    else this.speculations.set(at, [number]);
   }
 
   private onReadAnswer(number: number, node: string, answer: { ok: true; object: KvObject | undefined } | { ok: false }, out: NodeOutput[]): void {
@@ -453,6 +507,9 @@ export class Coordinator {
       read.tally.ack(node);
     } else {
       read.tally.fail(node);
+      // A failed replica is replaced by the next one not yet asked, while there is one.
+      if (!read.replied) this.ask(number, read, 1, out);
+      if (!this.requests.has(number)) return;
     }
     const outcome = read.tally.outcome;
     if (!read.replied && outcome === 'met') {
@@ -474,7 +531,7 @@ export class Coordinator {
         out,
       );
     }
-    if (read.tally.received + read.tally.failures === read.targets.length) this.close(number, read, out);
+    if (read.tally.received + read.tally.failures === read.asked && (read.replied || read.asked === read.targets.length)) this.close(number, read, out);
   }
 
   /** Sends the merged version to every primary that answered with less. */
@@ -517,7 +574,11 @@ export class Coordinator {
       const error = new UnavailableError('the nodes disagree on where the key lives (the ring is changing); retry', { mayHaveLanded: false, retry: true });
       return this.reply(origin, errorReply(request.id, error), out);
     }
-    const to = (targets.find((t) => t.primary) ?? targets[0]) as ReplicaTarget;
+    const to = targets.find((t) => t.primary && t.node !== this.init.nodeId);
+    if (to === undefined) {
+      const error = new UnavailableError('no primary replica of the key is alive to order the write', { mayHaveLanded: false, primariesAlive: 0 });
+      return this.reply(origin, errorReply(request.id, error), out);
+    }
     const number = this.requestNext++;
     const timeoutTicks = this.timeoutTicks(request.timeout);
     this.open(number, { kind: 'forward', origin, rids: [], id: request.id, op: request.t, deadline: this.now + timeoutTicks + FORWARD_GRACE_TICKS });
@@ -637,13 +698,19 @@ export class Coordinator {
 
   private scheduleReap(write: OpenWrite): void {
     if (this.reapsPending >= REAPS_PENDING_MAX) return;
-    const at = this.now + Math.max(1, Math.ceil(this.init.replication.tombstoneGraceMs / this.init.tickMs));
     const primaries = write.targets.filter((t) => t.primary).map((t) => t.node);
+    this.fileReap(this.now + this.graceTicks(), { bucket: write.bucket, key: write.key, object: write.object, primaries });
+  }
+
+  private fileReap(at: number, reap: Reap): void {
     const list = this.reaps.get(at);
-    const reap = { bucket: write.bucket, key: write.key, object: write.object, primaries };
     if (list) list.push(reap);
     else this.reaps.set(at, [reap]);
     this.reapsPending++;
+  }
+
+  private graceTicks(): number {
+    return Math.max(1, Math.ceil(this.init.replication.tombstoneGraceMs / this.init.tickMs));
   }
 
   private replyTo(request: OpenWrite | OpenRead, reply: ClientReply, out: NodeOutput[]): void {
@@ -732,6 +799,24 @@ export class Coordinator {
   private timeoutTicks(timeoutMs: number | undefined): number {
     return Math.max(1, Math.ceil((timeoutMs ?? this.init.requestTimeoutMs) / this.init.tickMs));
   }
+}
+
+/** This node first (its copy is read without a message), then the others in preference order. */
+function selfFirst(targets: readonly ReplicaTarget[], self: string): readonly ReplicaTarget[] {
+  const index = targets.findIndex((t) => t.node === self);
+  if (index <= 0) return targets;
+  return [targets[index] as ReplicaTarget, ...targets.slice(0, index), ...targets.slice(index + 1)];
+}
+
+/** How many targets, from the front, a read asks first: enough for `required` answers and `primariesRequired` primaries. */
+function readsToSend(targets: readonly ReplicaTarget[], spec: QuorumSpec, self: string): number {
+  void self;
+  let primaries = 0;
+  for (let i = 0; i < targets.length; i++) {
+    if ((targets[i] as ReplicaTarget).primary) primaries++;
+    if (i + 1 >= spec.required && primaries >= spec.primariesRequired) return i + 1;
+  }
+  return targets.length;
 }
 
 /** A bucket's default level, when it is one that fits its `n`; the cluster's otherwise. */

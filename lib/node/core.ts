@@ -83,6 +83,8 @@ export class NodeCore {
   private readonly replicas: number;
   private now = 0;
   private ridNext = 1;
+  /** The last tick at which some member was suspect or dead (reaping waits a grace period past it). */
+  private unhealthyAt = 0;
   /** The ring, rebuilt when the member table changed in a way that moves it. */
   private ringCache: { version: number; key: string; ring: Ring } | undefined;
 
@@ -113,6 +115,11 @@ export class NodeCore {
     this.replicas = init.replication.n;
   }
 
+  /** The highest dot counter this node's actor issued; a clean stop keeps it. */
+  get counterIssued(): number {
+    return this.coordinator.counterIssued;
+  }
+
   /** Replication counters and the hints kept per target. */
   get replication(): ReplicationStats {
     return { ...this.coordinator.stats, ...this.replica.stats, hints: this.hints.stats(), hintsPending: this.hints.pendingTotal };
@@ -131,6 +138,7 @@ export class NodeCore {
     switch (input.kind) {
       case 'tick':
         this.now++;
+        if (!this.membership.allAlive) this.unhealthyAt = this.now;
         this.coordinator.onTick(out);
         this.membership.tick(this.now, events);
         this.replica.onTick(this.now, out);
@@ -218,12 +226,15 @@ export class NodeCore {
     const core = this;
     return {
       get ready() {
-        return core.membership.hasJoined && core.membership.status !== 'left';
+        return core.membership.hasJoined && core.membership.hasHeardFromCluster && core.membership.status !== 'left';
       },
       bucketProps: (bucket: string): BucketProps => this.metadata.bucket(bucket) ?? {},
       preferenceList: (bucket: string, key: string, n: number): PreferenceList =>
         preferenceList(this.ring(), keyToken(bucket, key), n, { alive: (id) => this.isAlive(id) }),
       alive: (id: string) => this.isAlive(id),
+      get unhealthyAt() {
+        return core.unhealthyAt;
+      },
       addressOf: (id: string): PeerTarget | undefined => {
         const member = this.membership.member(id);
         return member === undefined ? undefined : { node: id, addr: member.addr };

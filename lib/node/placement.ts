@@ -20,4 +20,6 @@ export interface Placement {
   alive(id: string): boolean;
   /** How to reach a member, or undefined when it is unknown. */
   addressOf(id: string): PeerTarget | undefined;
+  /** The last tick at which some member (not left) was not alive; 0 if never. */
+  readonly unhealthyAt: number;
 }

@@ -15,6 +15,8 @@ import type { KvObject, Sibling } from '../clock/object.js';
 export interface ReplicaWrite {
   readonly object: KvObject;
   readonly siblings: number;
+  /** The counter of the new dot. */
+  readonly counter: number;
 }
 
 /**
@@ -26,10 +28,15 @@ export interface ReplicaWrite {
  */
 export const CONTEXT_ACTORS_KEPT_MAX = ACTORS_MAX / 2;
 
-export function applyPut(current: KvObject | undefined, context: VersionVector, value: Sibling, actor: Actor): ReplicaWrite {
+export function applyPut(current: KvObject | undefined, context: VersionVector, value: Sibling, actor: Actor, floor = 0): ReplicaWrite {
   const server = current ?? emptyDvv<Sibling>();
-  const object = update(server, boundedContext(server, context), value, actor);
-  return { object, siblings: siblingCount(object) };
+  const object = update(server, boundedContext(server, context), value, actor, floor);
+  return { object, siblings: siblingCount(object), counter: counterOf(object, actor) };
+}
+
+/** The counter of `actor` in a clock (0 when it has none). */
+export function counterOf(object: KvObject, actor: Actor): number {
+  return object.entries.find((e) => e.actor === actor)?.counter ?? 0;
 }
 
 function boundedContext(server: KvObject, context: VersionVector): VersionVector {

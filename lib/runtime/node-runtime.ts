@@ -27,7 +27,7 @@ import type { StoreWrite } from '../node/ports.js';
 import { openStore, type Store } from '../storage/index.js';
 import { attachAcceptor } from '../transport/accept.js';
 import type { Connection } from '../transport/connection.js';
-import { loadIdentity, type Identity } from './identity.js';
+import { loadIdentity, recordCleanStop, type Identity } from './identity.js';
 import { NodeMetrics, type Operation } from './metrics.js';
 import { PeerLinks } from './peers.js';
 
@@ -81,6 +81,7 @@ export async function startNode(config: ChorusConfig, options: StartOptions = {}
   }
   const log = logger.child({ node: identity.nodeId });
   if (identity.fresh) log.info({ actor: identity.actor, dataDir: config.node.dataDir }, 'new storage epoch');
+  if (identity.afterCrash) log.warn({ actor: identity.actor }, 'the last run did not stop cleanly: new storage epoch');
   // A restarted node must be newer news than anything it said before: one above the last incarnation, kept at once.
   const incarnation = decodeUint(store.getMeta(META_INCARNATION)) + 1;
   await store.setMeta(META_INCARNATION, encodeUint(incarnation));
@@ -118,6 +119,7 @@ class NodeRuntime implements RunningNode {
   /** Created once the port is bound: the node's address is part of its membership state. */
   private core!: NodeCore;
   private readonly incarnation: number;
+  private readonly counterFloor: number;
   private readonly metrics: NodeMetrics;
   private readonly peers: PeerLinks;
   private readonly http = createHttpServer({
@@ -152,6 +154,7 @@ class NodeRuntime implements RunningNode {
     this.nodeId = identity.nodeId;
     this.actor = identity.actor;
     this.incarnation = incarnation;
+    this.counterFloor = identity.counterFloor;
     this.logger = logger;
     this.metrics = new NodeMetrics({ node: identity.nodeId }, {
       inflight: () => this.core?.inflight ?? 0,
@@ -246,6 +249,7 @@ class NodeRuntime implements RunningNode {
         metadata: this.store.getMeta(META_METADATA),
         seed: randomBytes(4).readUInt32BE(0),
         handoff: config.handoff,
+        counterFloor: this.counterFloor,
       },
     );
     this.tickOriginMs = performance.now();
@@ -266,7 +270,11 @@ class NodeRuntime implements RunningNode {
     });
     // Writes already handed to the store finish before it closes, so nothing acknowledged is cut short.
     this.flushWrites();
-    await Promise.allSettled([...this.applying]);
+    const settled = await Promise.allSettled([...this.applying]);
+    // Every write is durable (or failed, and the node had stopped serving): the next start may keep the actor.
+    if (this.core !== undefined && this.storeFailure === undefined && settled.every((s) => s.status === 'fulfilled')) {
+      await recordCleanStop(this.store, this.core.counterIssued).catch((error: unknown) => this.logger.warn({ reason: String(error) }, 'recording the clean stop failed'));
+    }
     await this.store.close();
     this.logger.info('stopped');
   }

@@ -109,6 +109,21 @@ describe('clock/dvv', () => {
       expect(values(d)).to.deep.equal(['y', 'z', 'x']);
     });
 
+    it('starts a new dot at the floor when the actor holds no value of the key, so a forgotten clock reuses no dot', () => {
+      // The key's tombstone, which covered (a, 3), was reaped: the clock is gone.
+      const old: VersionVector = [['a', 3]];
+      const fresh = update(emptyDvv<string>(), none, 'new', 'a', 11);
+      expect(fresh.entries).to.deep.equal([{ actor: 'a', counter: 11, values: ['new'] }]);
+      // A writer holding the context read before the delete sees the new value as concurrent, not covered.
+      const later = update(fresh, old, 'stale', 'a', 12);
+      expect(values(later).sort()).to.deep.equal(['new', 'stale']);
+      // With values of the actor present, counters stay consecutive: the floor does not apply.
+      const next = update(fresh, none, 'v2', 'a', 99);
+      expect(next.entries).to.deep.equal([{ actor: 'a', counter: 12, values: ['v2', 'new'] }]);
+      // A context's counter above the floor still wins.
+      expect(update(emptyDvv<string>(), [['a', 40]], 'v', 'a', 11).entries[0]?.counter).to.equal(41);
+    });
+
     it('asserts on a context that is not sorted: contexts are validated before they get here', () => {
       expect(() => update(emptyDvv<string>(), [['b', 1], ['a', 1]], 'v', 'a')).to.throw(AssertionError);
       expect(() => update(emptyDvv<string>(), [['a', 0]], 'v', 'a')).to.throw(AssertionError);

@@ -53,6 +53,7 @@ class ThreeReplicas {
       preferenceList: () => ({ primaries, fallbacks: fallbacks.filter((f) => !this.down.has(f)) }),
       alive: (id) => !this.down.has(id),
       addressOf: (id) => ({ node: id, addr: `${id}:7070` }),
+      unhealthyAt: 0,
     };
     this.core = new Coordinator(
       { local: this.local, hints: this.hints, placement, rid: () => this.rid++, toSelf: () => undefined },
@@ -63,6 +64,7 @@ class ThreeReplicas {
         replication: { n: 3, r: 'quorum', w: 'quorum', pr: 0, pw: 0, sloppy: true, tombstoneGraceMs: 1000 },
         requestTimeoutMs: 100,
         tickMs: 10,
+        counterFloor: 0,
       },
     );
   }
@@ -199,21 +201,36 @@ describe('coordinator: a get over three replicas', () => {
   /** A version written by `actor`, superseding `base` (the writer read it first). */
   const stored = (value: string, actor: string, base?: KvObject): KvObject => update(base ?? { entries: [] }, base === undefined ? [] : join(base), bytes(value), actor);
 
-  it('merges what r replicas hold, then repairs a primary that answered with less', () => {
+  it('asks only as many replicas as r needs, merges what they hold, then repairs a stale one', () => {
     const h = new ThreeReplicas();
     const older = stored('old', 'n2/e1');
-    const newer = syncDvv(older, stored('new', 'n3/e1', older));
+    const newer = stored('new', 'n3/e1', older);
     h.disk.set('b\0k', older);
     const id = h.send({ t: 'get', b: 'b', k: 'k' });
-    h.answer('n3', 'rget', (rid) => ({ t: 'rget-ok', from: 'n3', rid, obj: newer }));
+    expect(h.sentTo('n2', 'rget')).to.have.length(1);
+    expect(h.sentTo('n3', 'rget'), 'r=2 is met by this node and one other').to.have.length(0);
+    h.answer('n2', 'rget', (rid) => ({ t: 'rget-ok', from: 'n2', rid, obj: syncDvv(older, newer) }));
     const reply = h.reply(id);
     expect(reply?.t === 'get-ok' && reply.values.map(text)).to.deep.equal(['new']);
-    expect(h.sentTo('n2', 'rput'), 'no repair before every replica answered').to.have.length(0);
-    h.answer('n2', 'rget', (rid) => ({ t: 'rget-ok', from: 'n2', rid }));
-    const repairs = h.sentTo('n2', 'rput');
-    expect(repairs).to.have.length(1);
-    expect(h.undurable, 'this node, stale too, repairs its own copy').to.have.length(1);
-    expect(h.core.stats.readRepairs).to.equal(2);
+    expect(h.undurable, 'this node, stale, repairs its own copy').to.have.length(1);
+    expect(h.sentTo('n2', 'rput'), 'n2 was up to date').to.have.length(0);
+    expect(h.core.stats.readRepairs).to.equal(1);
+  });
+
+  it('asks the next replica when one fails, and one more when none answers in time', () => {
+    const h = new ThreeReplicas();
+    const failed = h.send({ t: 'get', b: 'b', k: 'k' });
+    h.answer('n2', 'rget', (rid) => ({ t: 'rerr', from: 'n2', rid, code: 'STORAGE', msg: 'disk' }));
+    expect(h.sentTo('n3', 'rget')).to.have.length(1);
+    h.answer('n3', 'rget', (rid) => ({ t: 'rget-ok', from: 'n3', rid }));
+    expect(h.reply(failed)).to.include({ t: 'get-ok', found: false });
+    const slow = h.send({ t: 'get', b: 'b', k: 'k' });
+    h.tick(4);
+    expect(h.sentTo('n3', 'rget')).to.have.length(1);
+    h.tick(1);
+    expect(h.sentTo('n3', 'rget'), 'a speculative read after 5 ticks').to.have.length(2);
+    h.answer('n3', 'rget', (rid) => ({ t: 'rget-ok', from: 'n3', rid }));
+    expect(h.reply(slow)).to.include({ t: 'get-ok', found: false });
   });
 
   it('counts a replica that answers with a malformed object as failed, never as a success', () => {

@@ -32,6 +32,7 @@ function singleNodePlacement(nodeId: string): Placement {
     preferenceList: () => ({ primaries: [nodeId], fallbacks: [] }),
     alive: (id) => id === nodeId,
     addressOf: () => undefined,
+    unhealthyAt: 0,
   };
 }
 
@@ -66,6 +67,7 @@ class Harness {
         replication: { n: 3, r: 'quorum', w: 'quorum', pr: 0, pw: 0, sloppy: true, tombstoneGraceMs: 1000 },
         requestTimeoutMs: 100,
         tickMs: 10,
+        counterFloor: 0,
         ...init,
       },
     );
