@@ -19,6 +19,7 @@
 import type { MemberView } from '../membership/membership.js';
 import type { SimCluster, SimNode } from './cluster.js';
 import { formatMember } from './trace.js';
+import type { Operation } from './workload.js';
 
 /** Problems listed in a report before the rest are counted. */
 const PROBLEMS_SHOWN_MAX = 20;
@@ -151,4 +152,147 @@ function checkRow(viewer: string, row: MemberView, member: SimNode): string[] {
   if (member.active && row.live !== 'alive') problems.push(`${said}, but ${member.id} is running and reachable`);
   if (member.state === 'down' && row.live !== 'dead') problems.push(`${said}, but ${member.id} is down`);
   return problems;
+}
+
+// ---- replicated data: a multi-value register per key ----
+
+/** What the register checker found; each list holds one line per problem. */
+export interface RegisterReport {
+  /** Acknowledged puts whose value is neither in the final read nor superseded by a write that saw it. */
+  readonly lost: readonly string[];
+  /** Values in the final read that a write which surely landed had seen and superseded. */
+  readonly zombies: readonly string[];
+  /** Values read that nobody wrote (under that key), or read before anyone wrote them. */
+  readonly phantoms: readonly string[];
+  /** Acknowledged puts accounted for by a write that superseded them rather than by the final read. */
+  readonly superseded: number;
+}
+
+/**
+ * Checks a history of puts, gets and deletes against the final sibling set of every key
+ * (TESTING.md's versioned-values checker).
+ *
+ * A write "observed" the values its context covers: those returned by the get whose context
+ * it carried, or, for the context of a put's reply, that put's value and what the put itself
+ * observed. A value is accounted for when it is in the final read of its key, or when a write
+ * that observed it took effect: a put whose own value is accounted for, or a delete that may
+ * have landed. A delete without a context covers whatever its coordinator held, which the
+ * client never saw; it is taken to cover every value of the key written before its reply.
+ * Writes that failed outright (refused before any replica was asked) take no effect.
+ *
+ * - lost: an acknowledged put that is not accounted for;
+ * - zombie: a value in the final read that a write which surely landed (acknowledged, or
+ *   itself in the final read) had observed;
+ * - phantom: a value read (by a get, or finally) that no put of that key wrote, or that was
+ *   returned before its put was sent.
+ *
+ * `finals` holds the final sibling set of every key the history touched.
+ */
+export function checkRegisters(history: readonly Operation[], finals: ReadonlyMap<string, readonly string[]>): RegisterReport {
+  const puts = new Map<string, Operation>();
+  for (const op of history) if (op.kind === 'put' && op.value !== undefined) puts.set(op.value, op);
+  const observed = observations(history);
+  const final = new Map([...finals].map(([key, values]) => [key, new Set(values)]));
+  const inFinal = (op: Operation): boolean => op.value !== undefined && (final.get(op.key)?.has(op.value) ?? false);
+
+  const phantoms: string[] = [];
+  const phantom = (key: string, value: string, readAt: number | undefined, where: string): void => {
+    const put = puts.get(value);
+    if (put === undefined || put.key !== key) phantoms.push(`${key}: ${where} returned ${value}, which no put of ${key} wrote`);
+    else if (readAt !== undefined && readAt < put.invokeTick) phantoms.push(`${key}: ${where} returned ${value} at t=${readAt}, before its put was sent at t=${put.invokeTick}`);
+  };
+  for (const op of history) {
+    if (op.kind === 'get' && op.outcome === 'ok') for (const value of op.values ?? []) phantom(op.key, value, op.completeTick, `get #${op.index}`);
+  }
+  for (const [key, values] of finals) for (const value of values) phantom(key, value, undefined, 'the final read');
+
+  const accounted = accountedValues(history, puts, observed, final);
+  const lost: string[] = [];
+  let superseded = 0;
+  for (const op of history) {
+    if (op.kind !== 'put' || op.outcome !== 'ok' || op.value === undefined) continue;
+    if (inFinal(op)) continue;
+    if (accounted.has(op.value)) superseded++;
+    else lost.push(`${op.key}: acknowledged ${describeOperation(op)} is gone; final values [${[...(final.get(op.key) ?? [])].join(', ')}]`);
+  }
+
+  const zombies: string[] = [];
+  for (const op of history) {
+    if (op.kind === 'get' || op.outcome === 'fail') continue;
+    const landed = op.outcome === 'ok' || inFinal(op);
+    if (!landed) continue;
+    for (const value of observed.get(op.index) ?? []) {
+      if (final.get(op.key)?.has(value)) zombies.push(`${op.key}: ${value} is back, though ${describeOperation(op)} had seen and superseded it`);
+    }
+  }
+  return { lost, zombies, phantoms, superseded };
+}
+
+/** For each write with a context, the values that context covers for sure. */
+function observations(history: readonly Operation[]): Map<number, ReadonlySet<string>> {
+  const memo = new Map<number, ReadonlySet<string>>();
+  const of = (op: Operation): ReadonlySet<string> => {
+    const known = memo.get(op.index);
+    if (known !== undefined) return known;
+    const source = op.contextFrom === undefined ? undefined : history[op.contextFrom];
+    let seen: ReadonlySet<string> = new Set();
+    if (source?.kind === 'get') seen = new Set(source.values ?? []);
+    else if (source?.kind === 'put' && source.value !== undefined) seen = new Set([source.value, ...of(source)]);
+    memo.set(op.index, seen);
+    return seen;
+  };
+  for (const op of history) if (op.kind !== 'get') of(op);
+  return memo;
+}
+
+/** The values accounted for: the final reads, then whatever an effective write covered, to a fixpoint. */
+function accountedValues(
+  history: readonly Operation[],
+  puts: ReadonlyMap<string, Operation>,
+  observed: ReadonlyMap<number, ReadonlySet<string>>,
+  final: ReadonlyMap<string, ReadonlySet<string>>,
+): Set<string> {
+  const accounted = new Set<string>();
+  for (const values of final.values()) for (const value of values) accounted.add(value);
+  const writes = history.filter((op) => op.kind !== 'get' && op.outcome !== 'fail');
+  const putsByKey = new Map<string, Operation[]>();
+  for (const put of puts.values()) {
+    const list = putsByKey.get(put.key);
+    if (list === undefined) putsByKey.set(put.key, [put]);
+    else list.push(put);
+  }
+  const covers = new Map<number, readonly string[]>();
+  for (const write of writes) {
+    const definite = [...(observed.get(write.index) ?? [])];
+    if (write.kind === 'del' && write.contextFrom === undefined) {
+      // What the coordinator held is unknown: anything written to the key before the reply.
+      const until = write.completeTick ?? Number.POSITIVE_INFINITY;
+      definite.push(...(putsByKey.get(write.key) ?? []).filter((put) => put.invokeTick <= until).flatMap((put) => (put.value === undefined ? [] : [put.value])));
+    }
+    covers.set(write.index, definite);
+  }
+  let changed = true;
+  while (changed) {
+    changed = false;
+    for (let i = writes.length - 1; i >= 0; i--) {
+      const write = writes[i] as Operation;
+      const effective = write.kind === 'del' || (write.value !== undefined && accounted.has(write.value));
+      if (!effective) continue;
+      for (const value of covers.get(write.index) ?? []) {
+        if (accounted.has(value)) continue;
+        accounted.add(value);
+        changed = true;
+      }
+    }
+  }
+  return accounted;
+}
+
+/** One operation in a line: `put c3.17 #123 via n2 t=456..470 w=quorum ctx<-#98 ok`. */
+export function describeOperation(op: Operation): string {
+  const what = op.kind === 'put' ? `put ${op.value}` : op.kind;
+  const level = op.kind === 'get' ? `r=${op.level}` : `w=${op.level}`;
+  const context = op.contextFrom === undefined ? '' : ` ctx<-#${op.contextFrom}`;
+  const outcome = op.outcome === 'ok' ? 'ok' : `${op.outcome}${op.code === undefined ? '' : ` ${op.code}`}`;
+  return `${what} #${op.index} via ${op.node} t=${op.invokeTick}..${op.completeTick ?? '?'} ${level}${context} ${outcome}`;
 }

@@ -18,18 +18,26 @@
  * would send.
  *
  * Nodes are `n1`…`nN` at `10.0.x.y:7070`; the first node is the seed unless said otherwise.
+ *
+ * Replication: clients' data requests go in through `request` and their replies are kept for
+ * `replyTo`; the replication counters of every process, crashed ones included, add up in
+ * `replicationTotals`; each disk reports a replica's copy of a key going back as a violation;
+ * and with `watch`, everything that concerns one key is written out line by line.
  */
 
 import { DATA_LIMITS_DEFAULT } from '../base/limits.js';
 import { Prng } from '../base/prng.js';
-import type { AdminRequest, ClientReply, MemberState } from '../codec/messages.js';
+import type { AdminRequest, ClientReply, ClientRequest, DeleteRequest, GetRequest, MemberState, PutRequest } from '../codec/messages.js';
+
+/** A data request as a simulated client sends it; the cluster numbers it. */
+export type DataRequestWithoutId = Omit<PutRequest, 'id'> | Omit<GetRequest, 'id'> | Omit<DeleteRequest, 'id'>;
 import type { MemberView } from '../membership/membership.js';
 import { PROFILES, profileTicks, type Profile } from '../membership/profile.js';
-import { decodeUint, encodeUint, META_INCARNATION, META_METADATA, NodeCore } from '../node/core.js';
+import { decodeUint, encodeUint, META_INCARNATION, META_METADATA, NodeCore, type ReplicationStats } from '../node/core.js';
 import type { NodeInput, NodeOutput } from '../node/io.js';
 import { SimDisk, type DiskOptions } from './disk.js';
 import { SimNetwork, type NetworkEvent, type NetworkOptions } from './network.js';
-import { Trace, TRACE_EVENTS_DEFAULT } from './trace.js';
+import { formatObject, formatReplicaMessage, formatReply, formatRequest, mentionsKey, Trace, TRACE_EVENTS_DEFAULT } from './trace.js';
 
 export interface ClusterOptions {
   /** The run's seed: everything random in the run derives from it. */
@@ -56,6 +64,14 @@ export interface ClusterOptions {
    * to the tick; large clusters may trade that resolution for speed.
    */
   readonly checkEveryTicks: number;
+  /** Everything that happens to one key (requests, replies, replica messages, writes, faults), line by line. */
+  readonly watch: KeyWatch | undefined;
+}
+
+/** Follows one key through a run: what `npm run sim -- --key K` prints. */
+export interface KeyWatch {
+  readonly key: string;
+  readonly sink: (line: string) => void;
 }
 
 export type NodeState = 'up' | 'down' | 'paused';
@@ -132,6 +148,12 @@ export class SimCluster {
   private readonly replies = new Map<number, ClientReply>();
   private requestNext = 1;
   private clock = 0;
+  private readonly retired: ReplicationCounters = zeroCounters();
+  /** Requests for the watched key whose replies are still to be reported, and its writes still to become durable. */
+  private readonly watchedRequests = new Set<number>();
+  private readonly watchedWrites = new Set<string>();
+  /** Requests about the watched key sent to a peer (`from>to#rid`), whose answers are reported too. */
+  private readonly watchedAsks = new Set<string>();
 
   constructor(options: Partial<ClusterOptions> & { readonly seed: number }) {
     const tickMs = options.tickMs ?? 10;
@@ -147,6 +169,7 @@ export class SimCluster {
       traceEvents: TRACE_EVENTS_DEFAULT,
       start: true,
       checkEveryTicks: 1,
+      watch: undefined,
       ...options,
     };
     this.seed = options.seed >>> 0;
@@ -228,7 +251,7 @@ export class SimCluster {
         nodeId: id,
         actor: `${id}/${this.epochOf(node)}`,
         limits: DATA_LIMITS_DEFAULT,
-        replication: { n: 3, r: 'quorum', w: 'quorum', pr: 0, pw: 0 },
+        replication: { n: 3, r: 'quorum', w: 'quorum', pr: 0, pw: 0, sloppy: true, tombstoneGraceMs: 10_000 },
         requestTimeoutMs: 5000,
         tickMs: this.tickMs,
         self: { id, addr: node.addr, zone: node.zone, vnodes: this.options.vnodes },
@@ -237,16 +260,18 @@ export class SimCluster {
         profile: this.profile,
         metadata: node.disk.getMeta(META_METADATA),
         seed,
+        counterFloor: 0,
+        handoff: { intervalMs: 200, batchKeys: 64, hintsPerTargetMax: 100_000, hintBytesPerTargetMax: 64 * 1024 * 1024 },
       },
     );
     node.state = 'up';
     node.held = [];
     node.table = undefined;
     node.leftAtIncarnation = undefined;
-    node.wiped = false;
     if (incarnation <= node.incarnationMax && !node.wiped) {
       this.violations.push(`t=${this.clock} ${id} restarted with incarnation ${incarnation}, not above the ${node.incarnationMax} it had before`);
     }
+    node.wiped = false;
     node.incarnation = incarnation;
     node.incarnationMax = Math.max(node.incarnationMax, incarnation);
     node.startIncarnations.push(incarnation);
@@ -265,6 +290,7 @@ export class SimCluster {
     if (how.silent === true) this.network.dropConnections(id);
     else this.network.closeConnections(id, node.addr, this.clock);
     const lost = node.disk.crash();
+    if (node.core !== undefined) this.retire(node.core.replication);
     node.core = undefined;
     node.table = undefined;
     node.state = 'down';
@@ -322,6 +348,22 @@ export class SimCluster {
     return this.replies.get(requestId);
   }
 
+  /** Sends a data request to a node as a client would; returns its id, under which `replyTo` finds the answer. */
+  request(id: string, request: DataRequestWithoutId): number {
+    const requestId = this.requestNext++;
+    if (this.options.watch?.key === request.k) {
+      this.watchedRequests.add(requestId);
+      this.watched(`${id} <- client #${requestId} ${formatRequest(request)}`);
+    }
+    this.input(this.node(id), { kind: 'client-request', conn: requestId, request: { ...request, id: requestId } as ClientRequest });
+    return requestId;
+  }
+
+  /** The reply to request `requestId`, once it came. */
+  replyTo(requestId: number): ClientReply | undefined {
+    return this.replies.get(requestId);
+  }
+
   /** A graceful leave, through the admin request `chorus leave` sends. */
   leave(id: string): ClientReply | undefined {
     this.note(id, 'fault', 'leave requested');
@@ -349,6 +391,27 @@ export class SimCluster {
     this.note('*', 'fault', `loss=${loss}`);
   }
 
+  /**
+   * Replication counters summed over every process the cluster ran, the crashed ones
+   * included (a process keeps its counters in memory, so a restart starts them at zero).
+   */
+  replicationTotals(): ReplicationCounters {
+    const totals = { ...this.retired };
+    for (const node of this.nodeList) {
+      if (node.core === undefined) continue;
+      const counters = replicationCounters(node.core.replication);
+      for (const name of REPLICATION_COUNTERS) totals[name] += counters[name];
+    }
+    return totals;
+  }
+
+  /** Hints kept on every running node, paused ones included. */
+  hintsPending(): number {
+    let pending = 0;
+    for (const node of this.nodeList) pending += node.core?.replication.hintsPending ?? 0;
+    return pending;
+  }
+
   // ---- time ----
 
   tick(): void {
@@ -360,6 +423,7 @@ export class SimCluster {
     for (const node of this.order.shuffle(this.nodeList)) {
       if (node.state === 'down') continue;
       for (const done of node.disk.complete(now)) {
+        if (this.watchedWrites.delete(`${node.id} ${done.writeId}`)) this.watched(`${node.id} write #${done.writeId} ${done.error === undefined ? 'durable' : `failed: ${done.error}`}`);
         this.input(node, done.error === undefined ? { kind: 'store-durable', writeId: done.writeId } : { kind: 'store-failed', writeId: done.writeId, reason: done.error });
       }
       if (node.state === 'up') this.step(node, { kind: 'tick' });
@@ -447,17 +511,59 @@ export class SimCluster {
   /** Records a harness action in the trace. */
   note(node: string, kind: 'fault' | 'node' | 'note', detail: string): void {
     this.trace.record({ tick: this.clock, kind, node, detail });
+    if (kind !== 'note') this.watched(`${node} [${kind}] ${detail}`);
+  }
+
+  private watched(line: string): void {
+    this.options.watch?.sink(`t=${String(this.clock).padEnd(6)} ${line}`);
+  }
+
+  /** Reports an output of `node` that concerns the watched key. */
+  private watchOutput(node: SimNode, output: NodeOutput, key: string): void {
+    switch (output.kind) {
+      case 'send': {
+        const message = output.message;
+        const to = output.to.node ?? this.network.resolve(output.to.addr) ?? output.to.addr;
+        // A request about the key is followed by its answer, which carries only the rid.
+        const asked = mentionsKey(message, key);
+        const answer = !asked && 'rid' in message && this.watchedAsks.delete(`${to}>${node.id}#${message.rid}`);
+        if (asked && 'rid' in message) this.watchedAsks.add(`${node.id}>${to}#${message.rid}`);
+        if (asked || answer) this.watched(`${node.id} -> ${to} ${formatReplicaMessage(message, key)}`);
+        return;
+      }
+      case 'store-write': {
+        const writes = output.writes.filter((w) => w.key === key);
+        if (writes.length === 0) return;
+        this.watchedWrites.add(`${node.id} ${output.writeId}`);
+        for (const w of writes) this.watched(`${node.id} write #${output.writeId} ${w.op}${'target' in w ? ` for ${w.target}` : ''}${'object' in w ? ` ${formatObject(w.object)}` : ''}`);
+        return;
+      }
+      case 'client-reply':
+        if (this.watchedRequests.delete(output.reply.id)) this.watched(`${node.id} -> client #${output.reply.id} ${formatReply(output.reply)}`);
+        return;
+      default:
+        return;
+    }
   }
 
   private newDisk(id: string, generation: number): SimDisk {
-    const disk = new SimDisk({ prng: this.root.fork(`disk/${id}/${generation}`) }, this.options.disk);
-    return disk;
+    const report = (problem: string): void => void this.violations.push(`t=${this.clock} ${id}: ${problem}`);
+    return new SimDisk({ prng: this.root.fork(`disk/${id}/${generation}`), report }, this.options.disk);
+  }
+
+  /** Adds the counters of a process that is about to die to the cluster's totals. */
+  private retire(stats: ReplicationStats): void {
+    const totals = replicationCounters(stats);
+    for (const name of REPLICATION_COUNTERS) this.retired[name] += totals[name];
   }
 
   /** The node's storage epoch, kept on its disk like the runtime's identity: new when the data is new. */
+  /**
+   * The node's storage epoch, kept on its disk like the runtime's identity. A simulated node
+   * only ever stops by crashing, and the runtime starts a new epoch after every start that
+   * did not follow a clean stop, so every start here gets a new one.
+   */
   private epochOf(node: SimNode): string {
-    const stored = node.disk.getMeta('epoch');
-    if (stored !== undefined) return new TextDecoder().decode(stored);
     const epoch = `e${node.starts}`;
     node.disk.setMetaNow('epoch', new TextEncoder().encode(epoch));
     return epoch;
@@ -506,6 +612,7 @@ export class SimCluster {
   }
 
   private execute(node: SimNode, output: NodeOutput): void {
+    if (this.options.watch !== undefined) this.watchOutput(node, output, this.options.watch.key);
     switch (output.kind) {
       case 'send':
         this.network.send(node.id, output.to, output.message, this.clock);
@@ -525,6 +632,33 @@ export class SimCluster {
         return;
     }
   }
+}
+
+/** The replication counters the simulator sums across processes. */
+export const REPLICATION_COUNTERS = ['readRepairs', 'forwarded', 'reapsSent', 'handoffBatchesReceived', 'tombstonesReaped', 'hintsDelivered', 'hintsDropped'] as const;
+
+export type ReplicationCounters = Record<(typeof REPLICATION_COUNTERS)[number], number>;
+
+function zeroCounters(): ReplicationCounters {
+  return { readRepairs: 0, forwarded: 0, reapsSent: 0, handoffBatchesReceived: 0, tombstonesReaped: 0, hintsDelivered: 0, hintsDropped: 0 };
+}
+
+function replicationCounters(stats: ReplicationStats): ReplicationCounters {
+  let hintsDelivered = 0;
+  let hintsDropped = 0;
+  for (const target of stats.hints) {
+    hintsDelivered += target.delivered;
+    hintsDropped += target.dropped;
+  }
+  return {
+    readRepairs: stats.readRepairs,
+    forwarded: stats.forwarded,
+    reapsSent: stats.reapsSent,
+    handoffBatchesReceived: stats.handoffBatchesReceived,
+    tombstonesReaped: stats.tombstonesReaped,
+    hintsDelivered,
+    hintsDropped,
+  };
 }
 
 function mayChangeTable(input: NodeInput): boolean {

@@ -9,9 +9,17 @@
  * everything not yet durable; what was durable survives and is what a restart is rebuilt
  * from. Records are kept encoded in a `MemoryStore`, so the node gets fresh objects on every
  * read, as from LMDB.
+ *
+ * The disk also watches the one promise replication makes about a replica's copy of a key:
+ * it never goes back. When a batch becomes durable, each object it writes must descend (DVV
+ * `dvvDescends`) the durable object it replaces under the same key, and each hint the hint it
+ * replaces; a regression is reported through `deps.report`. Deleting a record (a reaped
+ * tombstone, a delivered hint) starts that key afresh, as does a wiped disk, which is a new
+ * `SimDisk`.
  */
 
 import type { Prng } from '../base/prng.js';
+import { dvvDescends, join, type VersionVector } from '../clock/dvv.js';
 import type { KvObject } from '../clock/object.js';
 import type { HintEntry, HintTargetSummary, StoreReader, StoreWrite } from '../node/ports.js';
 import { MemoryStore } from '../storage/memory-store.js';
@@ -35,16 +43,24 @@ export interface Completion {
   readonly error: string | undefined;
 }
 
+export interface DiskDeps {
+  readonly prng: Prng;
+  /** Told of every durable write whose object does not descend the one it replaced. */
+  readonly report?: (problem: string) => void;
+}
+
 export class SimDisk implements StoreReader {
   private readonly prng: Prng;
+  private readonly report: ((problem: string) => void) | undefined;
   private readonly options: DiskOptions;
   private readonly records = new MemoryStore();
   private readonly meta = new Map<string, Uint8Array>();
   private pending: Pending[] = [];
   private lastDueTick = 0;
 
-  constructor(deps: { readonly prng: Prng }, options: Partial<DiskOptions> = {}) {
+  constructor(deps: DiskDeps, options: Partial<DiskOptions> = {}) {
     this.prng = deps.prng;
+    this.report = deps.report;
     this.options = { ...DISK_DEFAULTS, ...options };
     if (!(Number.isInteger(this.options.durableTicksMin) && this.options.durableTicksMin >= 1 && this.options.durableTicksMax >= this.options.durableTicksMin)) {
       throw new RangeError(`disk delay must be whole ticks with 1 ≤ min ≤ max, got ${this.options.durableTicksMin}..${this.options.durableTicksMax}`);
@@ -108,7 +124,10 @@ export class SimDisk implements StoreReader {
         continue;
       }
       // Validated when written, so the memory store applies it in full before `apply` returns.
-      if (write.error === undefined) void this.records.apply(write.writes);
+      if (write.error === undefined) {
+        if (this.report !== undefined) this.checkMonotonic(write.writes, write.writeId);
+        void this.records.apply(write.writes);
+      }
       done.push({ writeId: write.writeId, error: write.error });
     }
     this.pending = this.pending.slice(index);
@@ -132,9 +151,31 @@ export class SimDisk implements StoreReader {
     return this.records.count();
   }
 
+  /** Reports each object in the batch that does not descend the durable one it replaces. */
+  private checkMonotonic(writes: readonly StoreWrite[], writeId: number): void {
+    for (const write of writes) {
+      if (write.op === 'put') {
+        const old = this.records.get(write.bucket, write.key);
+        if (old !== undefined && !dvvDescends(write.object, old)) {
+          this.report?.(`write #${writeId} took ${write.bucket}/${write.key} back from ${formatVector(join(old))} to ${formatVector(join(write.object))}`);
+        }
+      } else if (write.op === 'hint-put') {
+        const old = this.records.getHint(write.target, write.bucket, write.key);
+        if (old !== undefined && !dvvDescends(write.object, old)) {
+          this.report?.(`write #${writeId} took the hint for ${write.target} of ${write.bucket}/${write.key} back from ${formatVector(join(old))} to ${formatVector(join(write.object))}`);
+        }
+      }
+    }
+  }
+
   private dueTick(now: number): number {
     const { durableTicksMin: min, durableTicksMax: max } = this.options;
     this.lastDueTick = Math.max(this.lastDueTick, now + min + this.prng.int(max - min + 1));
     return this.lastDueTick;
   }
+}
+
+/** A version vector in a few characters: `{n1/e1:3,n2/e1:1}`. */
+export function formatVector(vector: VersionVector): string {
+  return `{${vector.map(([actor, counter]) => `${actor}:${counter}`).join(',')}}`;
 }

@@ -17,6 +17,8 @@ import { Prng } from '../base/prng.js';
 import { pushPullTicks, suspicionMinTicks } from '../membership/profile.js';
 import { check, checkCluster, failure, SimCheckError, SimFailure, type RunContext } from './checkers.js';
 import { nodeAddress, SimCluster, type ClusterOptions, type LogOutput, type SimNode } from './cluster.js';
+import { FAULT_DEFAULTS } from './faults.js';
+import { runReplication, type ReplicationStory } from './replication.js';
 import { round } from './stats.js';
 
 export type Measurements = Record<string, number | string | boolean>;
@@ -496,8 +498,80 @@ const gossip: Scenario = {
   },
 };
 
+// ---- replication under load ----
+
+/** Ticks of client load in the replication scenarios: 40 s of simulated time, 80 protocol periods. */
+const REPLICATION_LOAD_TICKS = 4000;
+
+/**
+ * Three seeds for node `index`, none of them itself: after a restart a node waits for a seed
+ * to answer before it serves requests. (A node that is its own seed counts itself joined at
+ * once, alone, and takes writes for keys it does not own: see the replication spec.)
+ */
+export function otherSeeds(index: number, nodes: number): string[] {
+  const others = Array.from({ length: nodes }, (_, i) => i + 1).filter((i) => i !== index);
+  return others.slice(0, 3).map(nodeAddress);
+}
+
+/**
+ * A replication story (replication.ts) as a scenario: 5 nodes, n=3, clients on 24 keys, and
+ * seed lists naming three other nodes, so that any node may crash and rejoin.
+ */
+function replicationScenario(name: string, summary: string, story: ReplicationStory): Scenario {
+  return {
+    name,
+    summary,
+    nodes: 5,
+    cluster: (nodes) => ({ seeds: (index) => otherSeeds(index, nodes) }),
+    run: (cluster, prng) => runReplication(cluster, prng, story),
+  };
+}
+
+const replicationCalm = replicationScenario('replication-calm', 'clients write, read and delete with no fault at all; every acknowledged write must be there at r=all', {
+  loadTicks: 2000,
+  faults: { kinds: [], lossMin: 0, lossMax: 0, duplication: 0, delayTicksMax: 3 },
+});
+
+const replicationFaults = replicationScenario(
+  'replication',
+  'clients write, read and delete while nodes crash, pause and get cut off, with 1-5% loss, duplicates and reordering; then heal and check every acknowledged write',
+  { loadTicks: REPLICATION_LOAD_TICKS },
+);
+
+const replicationPrimaries = replicationScenario(
+  'replication-primaries',
+  'the replication scenario with clients that send each request to a primary of its key (a topology-aware client), so fallbacks never coordinate a write',
+  { loadTicks: REPLICATION_LOAD_TICKS, workload: { route: 'primary' } },
+);
+
+const replicationWipe = replicationScenario(
+  'replication-wipe',
+  'replication-primaries, opening with a node whose data is wiped (it restarts as a new storage epoch), then the usual faults',
+  { loadTicks: REPLICATION_LOAD_TICKS, workload: { route: 'primary' }, faults: { opening: 'wipe', kinds: FAULT_DEFAULTS.kinds } },
+);
+
 export const SCENARIOS: ReadonlyMap<string, Scenario> = new Map(
-  [converge, crash, crashSilent, loss, partition, oneWay, restart, restartSeed, leave, joinSelfSeed, seedsDown, pause, metadata, traffic, gossip].map((s) => [s.name, s]),
+  [
+    converge,
+    crash,
+    crashSilent,
+    loss,
+    partition,
+    oneWay,
+    restart,
+    restartSeed,
+    leave,
+    joinSelfSeed,
+    seedsDown,
+    pause,
+    metadata,
+    traffic,
+    gossip,
+    replicationCalm,
+    replicationFaults,
+    replicationPrimaries,
+    replicationWipe,
+  ].map((s) => [s.name, s]),
 );
 
 // ---- runner ----
@@ -505,7 +579,7 @@ export const SCENARIOS: ReadonlyMap<string, Scenario> = new Map(
 export interface RunOptions {
   readonly seed: number;
   readonly nodes?: number;
-  /** Overrides of the scenario's cluster options (tick length, network, …). */
+  /** Overrides of the scenario's cluster options (tick length, network, …, a key to watch). */
   readonly cluster?: Partial<ClusterOptions>;
 }
 

@@ -7,7 +7,8 @@
  * the harness's own actions (crash, restart, pause, partition), each stamped with its tick.
  */
 
-import type { MemberState, PeerMessage } from '../codec/messages.js';
+import type { KvObject } from '../clock/object.js';
+import type { ClientReply, MemberState, PeerMessage } from '../codec/messages.js';
 
 export type TraceKind =
   | 'send'
@@ -139,6 +140,25 @@ export function formatMessage(message: PeerMessage): string {
       return `gossip${formatUpdates(message.upd)}`;
     case 'sync':
       return `sync${message.reply ? '-reply' : ''} members=${message.members.length}${message.meta ? ` meta=${message.meta.byteLength}B` : ''}`;
+    case 'rput':
+      return `rput#${message.rid} ${message.b}/${message.k}${message.hint === undefined ? '' : ` hint=${message.hint}`}`;
+    case 'rget':
+      return `rget#${message.rid} ${message.b}/${message.k}${message.hint === undefined ? '' : ` hint=${message.hint}`}`;
+    case 'rget-ok':
+      return `rget-ok#${message.rid}${message.obj === undefined ? ' none' : ''}`;
+    case 'rerr':
+      return `rerr#${message.rid} ${message.code}`;
+    case 'fwd':
+      return `fwd#${message.rid} ${message.req.t} ${message.req.b}/${message.req.k}`;
+    case 'fwd-reply':
+      return `fwd-reply#${message.rid} ${message.reply.t}`;
+    case 'handoff':
+      return `handoff#${message.rid} items=${message.items.length}`;
+    case 'reap':
+      return `reap ${message.b}/${message.k}`;
+    case 'rput-ok':
+    case 'handoff-ok':
+      return `${message.t}#${message.rid}`;
   }
 }
 
@@ -154,4 +174,68 @@ function formatUpdates(updates: readonly MemberState[]): string {
 
 export function formatMember(state: MemberState): string {
   return `${state.id}:${state.status}/${state.live}@${state.inc}`;
+}
+
+// ---- one key's story, for `npm run sim -- --key K` ----
+
+const decoder = new TextDecoder();
+
+/** An object's clock and siblings: `n1/e1:3[c2.4,X] n2/e1:1[]` (X a tombstone). */
+export function formatObject(object: KvObject | undefined): string {
+  if (object === undefined) return 'none';
+  if (object.entries.length === 0) return '{}';
+  return object.entries.map((e) => `${e.actor}:${e.counter}[${e.values.map((v) => (v === null ? 'X' : decoder.decode(v))).join(',')}]`).join(' ');
+}
+
+/** Whether a replication message concerns `key` (answers carry only the request's rid). */
+export function mentionsKey(message: PeerMessage, key: string): boolean {
+  switch (message.t) {
+    case 'rput':
+    case 'rget':
+    case 'reap':
+      return message.k === key;
+    case 'fwd':
+      return message.req.k === key;
+    case 'handoff':
+      return message.items.some((item) => item.k === key);
+    default:
+      return false;
+  }
+}
+
+/** A replication message with the object it carries for `key`. */
+export function formatReplicaMessage(message: PeerMessage, key: string): string {
+  switch (message.t) {
+    case 'rput':
+    case 'reap':
+      return `${formatMessage(message)} ${formatObject(message.obj as KvObject)}`;
+    case 'handoff': {
+      const item = message.items.find((i) => i.k === key);
+      return `${formatMessage(message)} ${formatObject(item?.obj as KvObject | undefined)}`;
+    }
+    case 'rget-ok':
+      return `${formatMessage(message)}${message.obj === undefined ? '' : ` ${formatObject(message.obj as KvObject)}`}`;
+    default:
+      return formatMessage(message);
+  }
+}
+
+/** A client data request in a few words. */
+export function formatRequest(request: { readonly t: string; readonly v?: Uint8Array; readonly ctx?: Uint8Array; readonly r?: unknown; readonly w?: unknown; readonly sloppy?: boolean }): string {
+  const value = request.v === undefined ? '' : ` ${decoder.decode(request.v)}`;
+  const level = request.r !== undefined ? ` r=${String(request.r)}` : request.w !== undefined ? ` w=${String(request.w)}` : '';
+  return `${request.t}${value}${level}${request.ctx === undefined ? '' : ' ctx'}${request.sloppy === false ? ' strict' : ''}`;
+}
+
+export function formatReply(reply: ClientReply): string {
+  switch (reply.t) {
+    case 'get-ok':
+      return `get-ok [${reply.values.map((v) => decoder.decode(v)).join(', ')}]`;
+    case 'put-ok':
+      return `put-ok siblings=${reply.siblings}${reply.ctx === undefined ? '' : ' ctx'}`;
+    case 'err':
+      return `err ${reply.code}: ${reply.msg}`;
+    default:
+      return reply.t;
+  }
 }
