@@ -19,8 +19,8 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { ChorusError } from '../../lib/base/errors.js';
 import { connect, type Client } from '../../lib/client/index.js';
-import { fetchStatus, waitForTables, type NodeStatus } from '../support/cluster.js';
-import { killAll, removeTempDirs, startNodeProcess, tempDir, waitFor, type NodeProcess } from '../support/processes.js';
+import { fetchMetrics, fetchStatus, waitForTables, type NodeStatus } from '../support/cluster.js';
+import { killAll, removeTempDirs, runCli, startNodeProcess, tempDir, waitFor, type NodeProcess } from '../support/processes.js';
 
 /** A failed quorum must be refused before anything is sent: well under one round trip to a timeout. */
 const FAIL_FAST_MS_MAX = 250;
@@ -92,6 +92,15 @@ async function expectUnavailableFast(attempt: Promise<unknown>, what: string): P
 /** A restarted node is inspected once the client's link to it is back (it redials with backoff). */
 async function waitConnected(client: Client, nodes: readonly NodeProcess[]): Promise<void> {
   await waitFor('the client to reconnect to every node', () => (nodes.every((n) => client.connectedNodes.includes(n.address)) ? true : undefined), 15000, 50);
+}
+
+/** A counter's value in Prometheus text (the sample without labels, or the sum of its samples). */
+function metricValue(text: string, name: string): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
 }
 
 async function waitHintsDrained(nodes: readonly NodeProcess[], timeoutMs: number): Promise<number> {
@@ -303,7 +312,14 @@ describe('integration: sloppy quorum and hinted handoff on five real nodes', fun
     expect(delivered).to.be.at.least(pending);
     await waitConnected(db(), nodes);
 
+    const metrics = await Promise.all(nodes.map((n) => fetchMetrics(n.address)));
+    const deliveredMetric = metrics.reduce((sum, text) => sum + metricValue(text, 'chorus_hints_delivered_total'), 0);
+    expect(deliveredMetric, 'chorus_hints_delivered_total over the nodes').to.equal(delivered);
+    expect(metrics.every((text) => text.includes('chorus_hints_dropped_total'))).to.equal(true);
+
     const byId = new Map(nodes.map((n) => [n.nodeId, n]));
+    const shown = await runCli(['inspect', 'events', 'e0', '--node', (nodes[0] as NodeProcess).address]);
+    expect(shown.stdout, shown.stderr).to.match(/holds (1 value\(s\)|nothing)/);
     for (const [key, value] of written) {
       const where = (await db().admin('whereis', { bucket: 'events', key })) as { primaries: string[] };
       expect(where.primaries).to.have.length(3);
