@@ -64,6 +64,9 @@ export interface ReplicationStats extends CoordinatorStats, ReplicaServerStats {
   readonly hintsPending: number;
 }
 
+/** Above any bucket's n (at most 16), so (vnode, n) packs into one number. */
+const PRIMARIES_N_MAX = 32;
+
 /** Ticks a handoff batch may wait for its acknowledgement, in delivery intervals. */
 const HANDOFF_TIMEOUT_INTERVALS = 5;
 
@@ -85,6 +88,8 @@ export class NodeCore {
   private ridNext = 1;
   /** The last tick at which some member was suspect or dead (reaping waits a grace period past it). */
   private unhealthyAt = 0;
+  /** Primaries per (vnode, n) of the current ring. */
+  private primariesCache: { ring: Ring; lists: Map<number, readonly string[]> } | undefined;
   /** The ring, rebuilt when the member table changed in a way that moves it. */
   private ringCache: { version: number; key: string; ring: Ring } | undefined;
 
@@ -229,8 +234,7 @@ export class NodeCore {
         return core.membership.hasJoined && core.membership.hasHeardFromCluster && core.membership.status !== 'left';
       },
       bucketProps: (bucket: string): BucketProps => this.metadata.bucket(bucket) ?? {},
-      preferenceList: (bucket: string, key: string, n: number): PreferenceList =>
-        preferenceList(this.ring(), keyToken(bucket, key), n, { alive: (id) => this.isAlive(id) }),
+      preferenceList: (bucket: string, key: string, n: number): PreferenceList => this.preferenceListOf(keyToken(bucket, key), n),
       alive: (id: string) => this.isAlive(id),
       get unhealthyAt() {
         return core.unhealthyAt;
@@ -240,6 +244,28 @@ export class NodeCore {
         return member === undefined ? undefined : { node: id, addr: member.addr };
       },
     };
+  }
+
+  /**
+   * A key's preference list. The primaries depend only on the vnode the token falls in, so
+   * they are computed once per vnode and ring; fallbacks, which depend on who is alive, only
+   * when a primary is down.
+   */
+  private preferenceListOf(token: number, n: number): PreferenceList {
+    const ring = this.ring();
+    const cache = (this.primariesCache ??= { ring, lists: new Map<number, readonly string[]>() });
+    if (cache.ring !== ring) {
+      cache.ring = ring;
+      cache.lists.clear();
+    }
+    const slot = ring.vnodeCount === 0 ? -1 : ring.successor(token) * PRIMARIES_N_MAX + Math.min(n, PRIMARIES_N_MAX - 1);
+    let primaries: readonly string[] | undefined = cache.lists.get(slot);
+    if (primaries === undefined) {
+      primaries = preferenceList(ring, token, n, { fallbacks: 0 }).primaries;
+      cache.lists.set(slot, primaries);
+    }
+    if (primaries.every((id: string) => this.isAlive(id))) return { primaries, fallbacks: [] };
+    return preferenceList(ring, token, n, { alive: (id) => this.isAlive(id) });
   }
 
   private isAlive(id: string): boolean {
