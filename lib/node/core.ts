@@ -33,6 +33,14 @@ import { ReplicaServer, type ReplicaServerStats } from './replica-server.js';
 /** Names under which the core keeps node metadata in the store. */
 export const META_INCARNATION = 'incarnation';
 export const META_METADATA = 'cluster-metadata';
+/** Addresses of the other members, kept so that a restart finds its cluster without seeds. */
+export const META_PEERS = 'peers';
+
+/** Member addresses kept for a restart, at most: any one that answers is enough. */
+const PEERS_KEPT_MAX = 32;
+
+/** Ticks between checks whether the kept member addresses changed. */
+const PEERS_CHECK_TICKS = 100;
 
 export interface NodeCoreInit extends CoordinatorInit {
   readonly self: MembershipSelf;
@@ -86,6 +94,9 @@ export class NodeCore {
   private readonly replicas: number;
   private now = 0;
   private ridNext = 1;
+  /** The member table version and the addresses last kept for a restart. */
+  private peersKept: { version: number; addrs: string } = { version: -1, addrs: '' };
+  private peersKeptWritten: string | undefined;
   /** The last tick at which some member was suspect or dead (reaping waits a grace period past it). */
   private unhealthyAt = 0;
   /** Primaries per (vnode, n) of the current ring. */
@@ -147,6 +158,7 @@ export class NodeCore {
         this.coordinator.onTick(out);
         this.membership.tick(this.now, events);
         this.replica.onTick(this.now, out);
+        if (this.now % PEERS_CHECK_TICKS === 0) this.keepPeers(out);
         break;
       case 'client-request':
         if (input.request.t === 'admin') this.onAdmin(input.conn, input.request, out, events);
@@ -208,6 +220,28 @@ export class NodeCore {
       default:
         this.replica.onMessage(from, message, out);
     }
+  }
+
+  /**
+   * Keeps the addresses of the other members (not left) in node metadata, so a node
+   * restarted without seeds, or with seeds that are gone, asks them first; and, having
+   * addresses to ask, it serves data only once one of them answered, never alone on a ring
+   * of itself.
+   */
+  private keepPeers(out: NodeOutput[]): void {
+    const version = this.membership.version;
+    if (version === this.peersKept.version) return;
+    const addrs = this.membership
+      .view()
+      .filter((m) => m.id !== this.membership.id && m.status !== 'left')
+      .map((m) => m.addr)
+      .sort()
+      .slice(0, PEERS_KEPT_MAX);
+    const joined = addrs.join(',');
+    this.peersKept = { version, addrs: joined };
+    if (joined === this.peersKeptWritten) return;
+    this.peersKeptWritten = joined;
+    out.push({ kind: 'meta-write', name: META_PEERS, value: new TextEncoder().encode(joined) });
   }
 
   /** A request this node sent never left: fail it now, as its answer would have. */
@@ -405,6 +439,16 @@ function checkBucketProps(request: AdminRequest): InvalidRequestError | undefine
     if (level === 0) return new InvalidRequestError(`${name} must be at least 1`, { field: name });
   }
   return undefined;
+}
+
+/** The member addresses kept by `keepPeers`, to add to the seeds of the next start. */
+export function decodePeers(bytes: Uint8Array | undefined): string[] {
+  if (bytes === undefined || bytes.byteLength === 0 || bytes.byteLength > 64 * 1024) return [];
+  return new TextDecoder()
+    .decode(bytes)
+    .split(',')
+    .filter((addr) => addr.length >= 3 && addr.length <= 300)
+    .slice(0, PEERS_KEPT_MAX);
 }
 
 /** The incarnation as it is persisted: 8 bytes, big-endian. */

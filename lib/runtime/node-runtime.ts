@@ -20,7 +20,7 @@ import { FRAME_OVERHEAD_BYTES, type DataLimits } from '../base/limits.js';
 import { clientRequestSchema, peerMessageSchema, type ClientReply, type ClientRequest } from '../codec/messages.js';
 import type { ChorusConfig } from '../config/index.js';
 import { createHttpServer } from '../http/server.js';
-import { decodeUint, encodeUint, META_INCARNATION, META_METADATA, NodeCore } from '../node/core.js';
+import { decodePeers, decodeUint, encodeUint, META_INCARNATION, META_METADATA, META_PEERS, NodeCore } from '../node/core.js';
 import { PROFILES, profileTicks } from '../membership/profile.js';
 import type { NodeInput, NodeOutput } from '../node/io.js';
 import type { StoreWrite } from '../node/ports.js';
@@ -244,7 +244,8 @@ class NodeRuntime implements RunningNode {
         tickMs: config.runtime.tickMs,
         self: { id: this.nodeId, addr: this.address, zone: config.node.zone, vnodes: config.node.vnodes },
         incarnation: this.incarnation,
-        seeds: config.node.seeds,
+        // The members known before a restart are asked too: a node restarted without its seeds still finds its cluster.
+        seeds: [...new Set([...config.node.seeds, ...decodePeers(this.store.getMeta(META_PEERS))])],
         profile: profileTicks(PROFILES[config.membership.profile], config.runtime.tickMs),
         metadata: this.store.getMeta(META_METADATA),
         seed: randomBytes(4).readUInt32BE(0),

@@ -33,7 +33,7 @@ import type { AdminRequest, ClientReply, ClientRequest, DeleteRequest, GetReques
 export type DataRequestWithoutId = Omit<PutRequest, 'id'> | Omit<GetRequest, 'id'> | Omit<DeleteRequest, 'id'>;
 import type { MemberView } from '../membership/membership.js';
 import { PROFILES, profileTicks, type Profile } from '../membership/profile.js';
-import { decodeUint, encodeUint, META_INCARNATION, META_METADATA, NodeCore, type ReplicationStats } from '../node/core.js';
+import { decodePeers, decodeUint, encodeUint, META_INCARNATION, META_METADATA, META_PEERS, NodeCore, type ReplicationStats } from '../node/core.js';
 import type { NodeInput, NodeOutput } from '../node/io.js';
 import { SimDisk, type DiskOptions } from './disk.js';
 import { SimNetwork, type NetworkEvent, type NetworkOptions } from './network.js';
@@ -256,7 +256,7 @@ export class SimCluster {
         tickMs: this.tickMs,
         self: { id, addr: node.addr, zone: node.zone, vnodes: this.options.vnodes },
         incarnation,
-        seeds: node.seeds,
+        seeds: [...new Set([...node.seeds, ...decodePeers(node.disk.getMeta(META_PEERS))])],
         profile: this.profile,
         metadata: node.disk.getMeta(META_METADATA),
         seed,

@@ -217,14 +217,10 @@ describe('sim: replication under faults', function () {
       expect(values(get(cluster, 'n5', withContext))).to.deep.equal([`new-${withContext}`]);
     });
 
-    // Fails: a fallback coordinates a put on the hint it keeps for the primary, and builds the
-    // new dot on that hint alone. Once the hint was delivered (and deleted), or when the node
-    // stands in for another primary of the same key, it issues a dot it issued before, e.g.
-    // (n4/e1, 1) again; replicas that saw the first one take the second for "nothing new",
-    // acknowledge it and drop it (replica-server onRput: dvvDescends(current, object)). The
-    // acknowledged value is lost, and replicas can end with equal clocks but different values,
-    // which no read repair fixes. Most seeds of the `replication` scenario hit this; replay:
-    // npm run sim -- --seed 1 --scenario replication (k7: c4.28 via n4, a fallback for n1).
+    // Found by this simulation (`npm run sim -- --seed 1 --scenario replication --key k7`): a
+    // fallback that ordered a write on the hint it kept built the new dot on that hint alone,
+    // and once the hint was delivered and deleted it issued the same dot again, which replicas
+    // took for "nothing new". Now only a primary orders a write; a fallback forwards it.
     it('a fallback that coordinates two writes to one key never issues the same dot twice', () => {
       const cluster = converged(106);
       const key = keyWhere(cluster, () => true, 'f');
@@ -248,10 +244,9 @@ describe('sim: replication under faults', function () {
       expect(values(get(cluster, 'n1', key)), `fallbacks ${first} then ${second} for ${primary}`).to.deep.equal(['f1', 'f2']);
     });
 
-    // Fails: the coordinator sends the new version to the other replicas before its own copy is
-    // durable. Killed in between, it restarts without that dot and issues it again for its next
-    // write to the key, which the other replicas then acknowledge as "nothing new" and drop.
-    // Riak's answer is the vnode counter lease (a counter persisted ahead of the dots it hands out).
+    // The coordinator sends the new version to the other replicas before its own copy is
+    // durable; killed in between, it restarts without that dot. A start that did not follow a
+    // clean stop takes a new storage epoch, so its next write is under a new actor.
     it('a coordinator killed before its own write is durable does not issue that dot again after restarting', () => {
       const cluster = converged(107);
       const key = keyWhere(cluster, () => true, 'g');
@@ -266,11 +261,9 @@ describe('sim: replication under faults', function () {
       expect(values(get(cluster, 'n1', key))).to.include('g2');
     });
 
-    // Fails: a node whose seed list holds its own address counts itself joined the moment it
-    // starts, with a member table of one. Restarted, it coordinates writes at once on a ring of
-    // itself alone (n=1, so w=quorum is 1), stores keys it is no primary of, and acknowledges
-    // them; nothing ever moves them to their primaries. (The replication scenarios therefore
-    // give every node seeds other than itself.)
+    // A node whose seed list holds its own address counts itself joined at once. Restarted, it
+    // must not order writes on a ring of itself alone: data requests wait until a member of
+    // the cluster has answered, and members it knew before the restart are asked too.
     it('a restarted node that is its own seed takes no write it cannot place', () => {
       const cluster = converged(108, () => [nodeAddress(1), nodeAddress(2), nodeAddress(3)]);
       const key = keyWhere(cluster, (p) => !p.includes('n1'), 's');
@@ -282,13 +275,26 @@ describe('sim: replication under faults', function () {
       if (reply.t === 'put-ok') expect(values(get(cluster, 'n2', key)), 'the acknowledged put is at its primaries').to.include('s1');
     });
 
-    // Fails: reaping a tombstone forgets the key's clock, so the next write to the key starts
-    // its coordinator's counter again at 1 and issues dots the old clock had already counted.
-    // A context read before the delete still covers them, and a put with it discards a value
-    // its writer never saw. Found by `npm run sim -- --seed 7 --scenario replication-wipe --key k2`
-    // (c0.78, c0.87 and c2.80, written after the reap at t=2824, superseded by c1.70 written
-    // with a context from t=2551). Riak keeps per-actor counters outside the object (the vnode
-    // counter), so a dot is never issued twice whatever happens to the key.
+    // A node restarted with no seeds at all asks the members it knew before (kept in its node
+    // metadata), and serves data only once one of them answered.
+    it('a node restarted without seeds finds its cluster through the members it knew, and waits for them', () => {
+      const cluster = converged(112);
+      const key = keyWhere(cluster, () => true, 'p');
+      cluster.run(200);
+      cluster.crash('n3');
+      cluster.node('n3').seeds = [];
+      cluster.start('n3');
+      const early = put(cluster, 'n3', key, 'p1');
+      expect(early.t === 'err' && early.code, 'a write before any member answered').to.equal('UNAVAILABLE');
+      waitUntil(cluster, 'n3 back in every table', () => cluster.allSee('n3', (s) => s.live === 'alive') && cluster.converged(), MEMBERSHIP_TICKS_MAX);
+      expectOk(put(cluster, 'n3', key, 'p2', { w: 'all' }), 'put via n3 once it is back');
+      expect(values(get(cluster, 'n1', key))).to.deep.equal(['p2']);
+    });
+
+    // Reaping a tombstone forgets the key's clock, so a coordinator could start the key's
+    // counter at 1 again and issue dots a context read before the delete covers (found by
+    // `npm run sim -- --seed 7 --scenario replication-wipe --key k2`). A new dot on a key its
+    // actor holds no value of now starts above every counter the actor issued.
     it('a write after a tombstone was reaped is not superseded by a context read before the delete', () => {
       const cluster = converged(111);
       const key = keyWhere(cluster, () => true, 'r');
@@ -304,10 +310,9 @@ describe('sim: replication under faults', function () {
       expect(values(get(cluster, 'n1', key))).to.deep.equal(['r2', 'r3']);
     });
 
-    // Fails: a tombstone is reaped once every primary acknowledged the delete, though a fallback
-    // that is down still keeps a hint of the value it deleted; delivered after the reap, the
-    // hint brings the deleted value back (Cassandra's resurrection past gc_grace). The reap
-    // must wait for the hints of the key too, or the tombstone must outlive them.
+    // A fallback that is down may keep a hint of the value a delete removed; delivered after
+    // the reap, it would bring the value back (Cassandra's resurrection past gc_grace). Reaping
+    // waits until every member has been alive for a whole grace period, time enough to deliver.
     it('a hint delivered after the tombstone was reaped does not bring the deleted value back', () => {
       const cluster = converged(109);
       const key = keyWhere(cluster, () => true, 'z');
@@ -330,11 +335,7 @@ describe('sim: replication under faults', function () {
   });
 
   // A seed that fails prints its problems and the replay command with `--key`, which tells the
-  // story of the first key named. Failing now, each through a bug a directed case above pins:
-  // `replication` on most seeds (a fallback issuing a dot twice; seed 1: k7), and
-  // `replication-wipe` seed 7 (a write after a reap superseded by an older context: k2);
-  // beyond these seeds, `replication-primaries` seed 17 (k5) and `replication-wipe` seed 31
-  // (k21) fail the same way.
+  // story of the first key named.
   describe('randomized, seeded', () => {
     const runs: readonly (readonly [string, number, string])[] = [
       ['replication-calm', 5, 'no faults'],
