@@ -144,6 +144,8 @@ export class Membership {
   private joinDelayTicks: number;
   private leaveAtTick: number | undefined;
   private changes = 0;
+  /** Counts members discovered and changes of a member's status or address (not of its liveness). */
+  private rosterChanges = 0;
   /** Members (not left) that are suspect or dead. */
   private unhealthy = 0;
 
@@ -208,6 +210,11 @@ export class Membership {
    */
   get version(): number {
     return this.changes;
+  }
+
+  /** Moves when a member is discovered or changes status or address: who is in the cluster, not who is up. */
+  get rosterVersion(): number {
+    return this.rosterChanges;
   }
 
   /** Whether every member that has not left is alive, as far as this node knows. */
@@ -458,6 +465,7 @@ export class Membership {
     if (member === undefined) {
       this.members.set(update.id, { state: update, lastHeardTick: undefined, deadSinceTick: update.live === 'dead' ? this.now : undefined });
       this.changes++;
+      this.rosterChanges++;
       if (isUnhealthy(update)) this.unhealthy++;
       if (update.live === 'suspect') this.startSuspicion(update.id, update.inc, update.by ?? from);
       this.broadcasts.push(update);
@@ -473,6 +481,7 @@ export class Membership {
     if (!supersedes(update, current)) return;
     member.state = update;
     this.changes++;
+    if (update.status !== current.status || update.addr !== current.addr) this.rosterChanges++;
     this.unhealthy += (isUnhealthy(update) ? 1 : 0) - (isUnhealthy(current) ? 1 : 0);
     if (update.live === 'suspect' && (current.live !== 'suspect' || current.inc !== update.inc)) this.startSuspicion(update.id, update.inc, update.by ?? from);
     if (update.live !== 'suspect') this.suspicions.delete(update.id);

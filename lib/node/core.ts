@@ -39,8 +39,6 @@ export const META_PEERS = 'peers';
 /** Member addresses kept for a restart, at most: any one that answers is enough. */
 const PEERS_KEPT_MAX = 32;
 
-/** Ticks between checks whether the kept member addresses changed. */
-const PEERS_CHECK_TICKS = 100;
 
 export interface NodeCoreInit extends CoordinatorInit {
   readonly self: MembershipSelf;
@@ -50,6 +48,12 @@ export interface NodeCoreInit extends CoordinatorInit {
   readonly profile: Profile;
   /** The persisted metadata document, if any. */
   readonly metadata: Uint8Array | undefined;
+  /**
+   * How many member addresses the node kept from before this start (META_PEERS). A node that
+   * knew members serves data only once one of them (or a seed) answered; a new node that is
+   * its own seed may form a cluster alone.
+   */
+  readonly knownPeers: number;
   /** Seed of the node's PRNG; every random choice in the core derives from it. */
   readonly seed: number;
   readonly handoff: HandoffSettings;
@@ -92,6 +96,7 @@ export class NodeCore {
   private readonly store: StoreReader;
   private readonly tickMs: number;
   private readonly replicas: number;
+  private readonly knownPeers: number;
   private now = 0;
   private ridNext = 1;
   /** The member table version and the addresses last kept for a restart. */
@@ -129,6 +134,17 @@ export class NodeCore {
     );
     this.tickMs = init.tickMs;
     this.replicas = init.replication.n;
+    this.knownPeers = init.knownPeers;
+  }
+
+  /**
+   * Whether the node takes data requests: it has joined, has not left, and, if it knew members
+   * before this start, one of them (or a seed) has answered, so it never orders writes on a
+   * ring of itself alone after a restart.
+   */
+  get servesData(): boolean {
+    const m = this.membership;
+    return m.hasJoined && m.status !== 'left' && (this.knownPeers === 0 || m.hasHeardFromCluster);
   }
 
   /** The highest dot counter this node's actor issued; a clean stop keeps it. */
@@ -158,7 +174,7 @@ export class NodeCore {
         this.coordinator.onTick(out);
         this.membership.tick(this.now, events);
         this.replica.onTick(this.now, out);
-        if (this.now % PEERS_CHECK_TICKS === 0) this.keepPeers(out);
+        this.keepPeers(out);
         break;
       case 'client-request':
         if (input.request.t === 'admin') this.onAdmin(input.conn, input.request, out, events);
@@ -229,7 +245,7 @@ export class NodeCore {
    * of itself.
    */
   private keepPeers(out: NodeOutput[]): void {
-    const version = this.membership.version;
+    const version = this.membership.rosterVersion;
     if (version === this.peersKept.version) return;
     const addrs = this.membership
       .view()
@@ -265,7 +281,7 @@ export class NodeCore {
     const core = this;
     return {
       get ready() {
-        return core.membership.hasJoined && core.membership.hasHeardFromCluster && core.membership.status !== 'left';
+        return core.servesData;
       },
       bucketProps: (bucket: string): BucketProps => this.metadata.bucket(bucket) ?? {},
       preferenceList: (bucket: string, key: string, n: number): PreferenceList => this.preferenceListOf(keyToken(bucket, key), n),

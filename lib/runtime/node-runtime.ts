@@ -30,6 +30,7 @@ import type { Connection } from '../transport/connection.js';
 import { loadIdentity, recordCleanStop, type Identity } from './identity.js';
 import { NodeMetrics, type Operation } from './metrics.js';
 import { PeerLinks } from './peers.js';
+import { readTestFault, withTestFault } from './test-faults.js';
 
 /**
  * Client requests stepped per turn of the event loop. 64 requests take well under a
@@ -71,7 +72,9 @@ interface OpenRequest {
 
 export async function startNode(config: ChorusConfig, options: StartOptions = {}): Promise<RunningNode> {
   const logger = options.logger ?? createLogger(config.log.level);
-  const store = await openConfiguredStore(config);
+  // Test fault (CHORUS_TEST_FAULT, see test-faults.ts): a deliberately broken store for the chaos canary.
+  const testFault = readTestFault(process.env);
+  const store = withTestFault(await openConfiguredStore(config), testFault);
   let identity: Identity;
   try {
     identity = await loadIdentity(store, config.node.id, config.node.dataDir);
@@ -80,6 +83,7 @@ export async function startNode(config: ChorusConfig, options: StartOptions = {}
     throw error;
   }
   const log = logger.child({ node: identity.nodeId });
+  if (testFault !== undefined) log.warn({ testFault }, 'test fault enabled: this node is deliberately unsafe');
   if (identity.fresh) log.info({ actor: identity.actor, dataDir: config.node.dataDir }, 'new storage epoch');
   if (identity.afterCrash) log.warn({ actor: identity.actor }, 'the last run did not stop cleanly: new storage epoch');
   // A restarted node must be newer news than anything it said before: one above the last incarnation, kept at once.
@@ -233,6 +237,7 @@ class NodeRuntime implements RunningNode {
     const bound = this.http.address() as AddressInfo;
     this.address = `${this.config.node.host}:${bound.port}`;
     const config = this.config;
+    const knownPeers = decodePeers(this.store.getMeta(META_PEERS));
     this.core = new NodeCore(
       { store: this.store },
       {
@@ -245,7 +250,8 @@ class NodeRuntime implements RunningNode {
         self: { id: this.nodeId, addr: this.address, zone: config.node.zone, vnodes: config.node.vnodes },
         incarnation: this.incarnation,
         // The members known before a restart are asked too: a node restarted without its seeds still finds its cluster.
-        seeds: [...new Set([...config.node.seeds, ...decodePeers(this.store.getMeta(META_PEERS))])],
+        seeds: [...new Set([...config.node.seeds, ...knownPeers])],
+        knownPeers: knownPeers.length,
         profile: profileTicks(PROFILES[config.membership.profile], config.runtime.tickMs),
         metadata: this.store.getMeta(META_METADATA),
         seed: randomBytes(4).readUInt32BE(0),
@@ -285,6 +291,7 @@ class NodeRuntime implements RunningNode {
     if (!this.listening) return { ready: false, reason: 'node is starting' };
     if (this.storeFailure !== undefined) return { ready: false, reason: `storage failed: ${this.storeFailure}` };
     if (!this.core.membership.hasJoined) return { ready: false, reason: 'joining: no seed has answered yet' };
+    if (!this.core.servesData && this.core.membership.status !== 'left') return { ready: false, reason: 'rejoining: no member it knew has answered yet' };
     if (this.core.membership.status === 'left') return { ready: false, reason: 'this node has left the cluster' };
     return { ready: true };
   }
