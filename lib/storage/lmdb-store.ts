@@ -71,6 +71,9 @@ export async function openLmdbStore(options: LmdbStoreOptions): Promise<LmdbStor
   try {
     root = open({
       path: options.path,
+      // The path is always a directory: lmdb-js would otherwise take one whose name has a dot
+      // (`/var/lib/chorus.d`, `mktemp -d`'s `tmp.XXXX`) for a database file and fail to open it.
+      noSubdir: false,
       // Three named databases; a little headroom for later formats.
       maxDbs: 4,
       separateFlushed: true,

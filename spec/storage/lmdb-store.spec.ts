@@ -105,6 +105,15 @@ describe('storage/lmdb-store', () => {
       await store.close();
     });
 
+    it('opens a data directory whose name has a dot, as `mktemp -d` makes them', async () => {
+      const dotted = join(freshPath(), 'chorus.data');
+      mkdirSync(dotted, { recursive: true });
+      const other = await openAt(dotted, 'fsync');
+      await other.apply([{ op: 'put', bucket: 'b', key: 'k', object: { entries: [{ actor: 'a/1', counter: 1, values: [new Uint8Array([1])] }] } }]);
+      expect(other.count()).to.equal(1);
+      await other.close();
+    });
+
     it('stores a storage key of exactly 1978 bytes and refuses one byte more with StorageError, then keeps working', async () => {
       expect(STORAGE_KEY_BYTES_MAX).to.equal(1978);
       // token (4) + bucket "b" (1) + zero (1) + key
