@@ -17,6 +17,7 @@ import { join } from '../clock/dvv.js';
 import type { KvObject } from '../clock/object.js';
 import type { AdminRequest, ClientReply, PeerMessage } from '../codec/messages.js';
 import { HintBook, type HintTargetStats } from '../handoff/hints.js';
+import type { SegmentHashes } from '../merkle/index.js';
 import { Membership, type MembershipOutput, type MembershipSelf, type PeerTarget } from '../membership/membership.js';
 import { ClusterMetadata, type BucketProps } from '../membership/metadata.js';
 import type { Profile } from '../membership/profile.js';
@@ -84,6 +85,8 @@ const HANDOFF_TIMEOUT_INTERVALS = 5;
 
 export interface NodeCoreDeps {
   readonly store: StoreReader;
+  /** The segment hashes of what the store holds (lib/merkle), loaded or rebuilt by the shell. */
+  readonly segments: SegmentHashes;
 }
 
 export class NodeCore {
@@ -117,7 +120,7 @@ export class NodeCore {
       { self: init.self, incarnation: init.incarnation, seeds: init.seeds, profile: init.profile },
     );
     this.store = deps.store;
-    this.local = new LocalReplica(deps.store);
+    this.local = new LocalReplica(deps.store, deps.segments);
     const intervalTicks = Math.max(1, Math.round(init.handoff.intervalMs / init.tickMs));
     this.hints = new HintBook(
       { countMax: init.handoff.hintsPerTargetMax, bytesMax: init.handoff.hintBytesPerTargetMax },
@@ -145,6 +148,11 @@ export class NodeCore {
   get servesData(): boolean {
     const m = this.membership;
     return m.hasJoined && m.status !== 'left' && (this.knownPeers === 0 || m.hasHeardFromCluster);
+  }
+
+  /** The segment hashes of this node's data, newest versions included; a clean stop keeps them. */
+  get segments(): SegmentHashes {
+    return this.local.segments;
   }
 
   /** The highest dot counter this node's actor issued; a clean stop keeps it. */

@@ -8,9 +8,15 @@
  * coordinator see only what is durable, so they never return a value a crash could still
  * take back. A caller learns that its write is durable through a callback, called from
  * `onStoreDone` with the outputs of that step.
+ *
+ * Every write of the node's own data also updates the segment hashes anti-entropy compares
+ * (lib/merkle), in O(1): the digest of the version it replaces out, the new one in. They
+ * follow the newest versions, pending ones included, as the overlay does.
  */
 
 import type { KvObject } from '../clock/object.js';
+import { objectDigest, type SegmentHashes } from '../merkle/index.js';
+import { keyToken } from '../ring/token.js';
 import type { NodeOutput } from './io.js';
 import type { StoreReader, StoreWrite } from './ports.js';
 
@@ -36,14 +42,17 @@ interface PendingWrite {
 
 export class LocalReplica {
   private readonly store: StoreReader;
+  /** Hashes of the node's own data per token segment. */
+  readonly segments: SegmentHashes;
   private writeIdNext = 1;
   /** The newest not-yet-durable version per slot. */
   private readonly pending = new Map<string, PendingWrite>();
   /** Per storage batch: the slots it wrote and who waits for it. */
   private readonly batches = new Map<number, { readonly slots: readonly string[]; readonly waiting: WriteDone[] }>();
 
-  constructor(store: StoreReader) {
+  constructor(store: StoreReader, segments: SegmentHashes) {
     this.store = store;
+    this.segments = segments;
   }
 
   /** The newest version, durable or not. Throws StorageError when the stored record is unreadable. */
@@ -70,12 +79,27 @@ export class LocalReplica {
     const batch: StoreWrite[] = [];
     for (const w of writes) {
       const key = slotKey(w);
+      if (w.hintFor === undefined) this.hash(w);
       slots.push(key);
       this.pending.set(key, { writeId, object: w.object });
       batch.push(storeWrite(w));
     }
     this.batches.set(writeId, { slots, waiting: [done] });
     out.push({ kind: 'store-write', writeId, writes: batch });
+  }
+
+  /** Moves the key's contribution to its segment hash from the version it replaces to the new one. */
+  private hash(w: SlotWrite): void {
+    let before: KvObject | undefined;
+    try {
+      before = this.latest(w);
+    } catch {
+      // The stored record is unreadable: the hashes cannot say what it was. Anti-entropy will
+      // find the segment differing, which is what an unreadable replica is.
+      before = undefined;
+    }
+    if (before === undefined && w.object === undefined) return;
+    this.segments.apply(keyToken(w.bucket, w.key), w.bucket, w.key, before === undefined ? undefined : objectDigest(before), w.object === undefined ? undefined : objectDigest(w.object));
   }
 
   /** Runs `done` once every write pending for the slot is durable: at once if none is. */

@@ -24,13 +24,17 @@ import { decodePeers, decodeUint, encodeUint, META_INCARNATION, META_METADATA, M
 import { PROFILES, profileTicks } from '../membership/profile.js';
 import type { NodeInput, NodeOutput } from '../node/io.js';
 import type { StoreWrite } from '../node/ports.js';
-import { openStore, type Store } from '../storage/index.js';
+import { SegmentHashes } from '../merkle/index.js';
+import { openStore, segmentsOf, type Store } from '../storage/index.js';
 import { attachAcceptor } from '../transport/accept.js';
 import type { Connection } from '../transport/connection.js';
 import { loadIdentity, recordCleanStop, type Identity } from './identity.js';
 import { NodeMetrics, type Operation } from './metrics.js';
 import { PeerLinks } from './peers.js';
 import { readTestFault, withTestFault } from './test-faults.js';
+
+/** Node metadata holding the segment hash snapshot a clean stop leaves. */
+const META_SEGMENTS = 'segment-hashes';
 
 /**
  * Client requests stepped per turn of the event loop. 64 requests take well under a
@@ -124,6 +128,8 @@ class NodeRuntime implements RunningNode {
   private core!: NodeCore;
   private readonly incarnation: number;
   private readonly counterFloor: number;
+  /** Whether this start followed a clean stop (so the snapshots it left are current). */
+  private readonly cleanStart: boolean;
   private readonly metrics: NodeMetrics;
   private readonly peers: PeerLinks;
   private readonly http = createHttpServer({
@@ -159,6 +165,7 @@ class NodeRuntime implements RunningNode {
     this.actor = identity.actor;
     this.incarnation = incarnation;
     this.counterFloor = identity.counterFloor;
+    this.cleanStart = !identity.fresh && !identity.afterCrash;
     this.logger = logger;
     this.metrics = new NodeMetrics({ node: identity.nodeId }, {
       inflight: () => this.core?.inflight ?? 0,
@@ -239,7 +246,7 @@ class NodeRuntime implements RunningNode {
     const config = this.config;
     const knownPeers = decodePeers(this.store.getMeta(META_PEERS));
     this.core = new NodeCore(
-      { store: this.store },
+      { store: this.store, segments: this.loadSegments() },
       {
         nodeId: this.nodeId,
         actor: this.actor,
@@ -264,6 +271,23 @@ class NodeRuntime implements RunningNode {
     this.listening = true;
   }
 
+  /**
+   * The segment hashes of the stored data: the snapshot a clean stop left (valid only when
+   * this start followed one, since writes after it would have changed the data), or one scan
+   * of every stored object.
+   */
+  private loadSegments(): SegmentHashes {
+    if (this.cleanStart) {
+      const snapshot = SegmentHashes.decode(this.store.getMeta(META_SEGMENTS));
+      if (snapshot.ok && snapshot.value.keyCount === this.store.count()) return snapshot.value;
+      this.logger.warn({ reason: snapshot.ok ? 'key count differs from the store' : snapshot.reason }, 'segment hash snapshot unusable; rebuilding');
+    }
+    const startedMs = performance.now();
+    const segments = segmentsOf(this.store.scan(0, 0));
+    this.logger.info({ keys: segments.keyCount, ms: Math.round(performance.now() - startedMs) }, 'segment hashes rebuilt');
+    return segments;
+  }
+
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
@@ -280,7 +304,11 @@ class NodeRuntime implements RunningNode {
     const settled = await Promise.allSettled([...this.applying]);
     // Every write is durable (or failed, and the node had stopped serving): the next start may keep the actor.
     if (this.core !== undefined && this.storeFailure === undefined && settled.every((s) => s.status === 'fulfilled')) {
-      await recordCleanStop(this.store, this.core.counterIssued).catch((error: unknown) => this.logger.warn({ reason: String(error) }, 'recording the clean stop failed'));
+      const core = this.core;
+      await this.store
+        .setMeta(META_SEGMENTS, core.segments.encode())
+        .then(() => recordCleanStop(this.store, core.counterIssued))
+        .catch((error: unknown) => this.logger.warn({ reason: String(error) }, 'recording the clean stop failed'));
     }
     await this.store.close();
     this.logger.info('stopped');

@@ -35,6 +35,7 @@ import type { MemberView } from '../membership/membership.js';
 import { PROFILES, profileTicks, type Profile } from '../membership/profile.js';
 import { decodePeers, decodeUint, encodeUint, META_INCARNATION, META_METADATA, META_PEERS, NodeCore, type ReplicationStats } from '../node/core.js';
 import type { NodeInput, NodeOutput } from '../node/io.js';
+import { segmentsOf } from '../storage/segments.js';
 import { SimDisk, type DiskOptions } from './disk.js';
 import { SimNetwork, type NetworkEvent, type NetworkOptions } from './network.js';
 import { formatObject, formatReplicaMessage, formatReply, formatRequest, mentionsKey, Trace, TRACE_EVENTS_DEFAULT } from './trace.js';
@@ -75,6 +76,9 @@ export interface KeyWatch {
 }
 
 export type NodeState = 'up' | 'down' | 'paused';
+
+/** Segment hashes per simulated node: 256 segments keep hundreds of nodes in one process small. */
+export const SIM_SEGMENT_DEPTH = 8;
 
 /** What a paused node is handed on resume, at most: a full socket buffer drops the rest. */
 export const HELD_INPUTS_MAX = 10_000;
@@ -246,7 +250,7 @@ export class SimCluster {
     node.starts++;
     const seed = this.root.fork(`node/${id}/${node.starts}`).nextUint32();
     node.core = new NodeCore(
-      { store: node.disk },
+      { store: node.disk, segments: segmentsOf(node.disk.entries(), SIM_SEGMENT_DEPTH) },
       {
         nodeId: id,
         actor: `${id}/${this.epochOf(node)}`,

@@ -23,6 +23,7 @@ import { dvvDescends, join, type VersionVector } from '../clock/dvv.js';
 import type { KvObject } from '../clock/object.js';
 import type { HintEntry, HintTargetSummary, StoreReader, StoreWrite } from '../node/ports.js';
 import { MemoryStore } from '../storage/memory-store.js';
+import type { StoreEntry } from '../storage/store.js';
 import { encodeWrites } from '../storage/records.js';
 
 export interface DiskOptions {
@@ -82,6 +83,11 @@ export class SimDisk implements StoreReader {
 
   hintTargets(): HintTargetSummary[] {
     return this.records.hintTargets();
+  }
+
+  /** Every durable record, in storage-key order. */
+  entries(): IterableIterator<StoreEntry> {
+    return this.records.scan(0, 0);
   }
 
   /** Node metadata as durable on the disk. */

@@ -13,6 +13,7 @@ import type { Store, StoreOptions } from './store.js';
 export type { Store, StoreDurability, StoreEngine, StoreEntry, StoreOptions } from './store.js';
 export { MemoryStore } from './memory-store.js';
 export { decodeStorageKey, encodeStorageKey, tokenPrefix } from './keys.js';
+export { segmentsOf } from './segments.js';
 export type { StorageKeyParts } from './keys.js';
 
 /** Opens the configured store. Rejects with StorageError when the engine cannot open. */

@@ -17,6 +17,7 @@ import type { ClientReply, ClientRequest, PeerMessage } from '../../lib/codec/me
 import { HintBook } from '../../lib/handoff/hints.js';
 import { Coordinator, type DataRequest } from '../../lib/node/coordinator.js';
 import type { NodeOutput } from '../../lib/node/io.js';
+import { SegmentHashes } from '../../lib/merkle/index.js';
 import { LocalReplica } from '../../lib/node/local-replica.js';
 import type { Placement } from '../../lib/node/placement.js';
 import type { StoreWrite } from '../../lib/node/ports.js';
@@ -46,7 +47,7 @@ class ThreeReplicas {
       getHint: (t, b, k) => this.hintDisk.get(`${t}\0${b}\0${k}`),
       hintsFor: () => [],
       hintTargets: () => [],
-    });
+    }, new SegmentHashes(4));
     const placement: Placement = {
       ready: true,
       bucketProps: () => ({}),

@@ -20,6 +20,7 @@ type Unsent = DataRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> :
 import { Coordinator, type CoordinatorInit } from '../../lib/node/coordinator.js';
 import type { NodeInput, NodeOutput } from '../../lib/node/io.js';
 import { HintBook } from '../../lib/handoff/hints.js';
+import { SegmentHashes } from '../../lib/merkle/index.js';
 import { LocalReplica } from '../../lib/node/local-replica.js';
 import type { Placement } from '../../lib/node/placement.js';
 import type { StoreWrite } from '../../lib/node/ports.js';
@@ -51,7 +52,7 @@ class Harness {
 
   constructor(init: Partial<CoordinatorInit> = {}) {
     // The single-node path keeps no hints, so the hint reads find none.
-    this.local = new LocalReplica({ get: (b, k) => this.disk.get(`${b}\0${k}`), getHint: () => undefined, hintsFor: () => [], hintTargets: () => [] });
+    this.local = new LocalReplica({ get: (b, k) => this.disk.get(`${b}\0${k}`), getHint: () => undefined, hintsFor: () => [], hintTargets: () => [] }, new SegmentHashes(4));
     this.core = new Coordinator(
       {
         local: this.local,
