@@ -162,6 +162,11 @@ export interface RegisterReport {
   readonly lost: readonly string[];
   /** Values in the final read that a write which surely landed had seen and superseded. */
   readonly zombies: readonly string[];
+  /**
+   * The zombies whose superseding write was a delete: an acknowledged delete resurrected. Each
+   * is also in `zombies`; this list only names them apart.
+   */
+  readonly resurrected: readonly string[];
   /** Values read that nobody wrote (under that key), or read before anyone wrote them. */
   readonly phantoms: readonly string[];
   /** Acknowledged puts accounted for by a write that superseded them rather than by the final read. */
@@ -217,15 +222,19 @@ export function checkRegisters(history: readonly Operation[], finals: ReadonlyMa
   }
 
   const zombies: string[] = [];
+  const resurrected: string[] = [];
   for (const op of history) {
     if (op.kind === 'get' || op.outcome === 'fail') continue;
     const landed = op.outcome === 'ok' || inFinal(op);
     if (!landed) continue;
     for (const value of observed.get(op.index) ?? []) {
-      if (final.get(op.key)?.has(value)) zombies.push(`${op.key}: ${value} is back, though ${describeOperation(op)} had seen and superseded it`);
+      if (!final.get(op.key)?.has(value)) continue;
+      const line = `${op.key}: ${value} is back, though ${describeOperation(op)} had seen and superseded it`;
+      zombies.push(line);
+      if (op.kind === 'del') resurrected.push(line);
     }
   }
-  return { lost, zombies, phantoms, superseded };
+  return { lost, zombies, resurrected, phantoms, superseded };
 }
 
 /** For each write with a context, the values that context covers for sure. */
