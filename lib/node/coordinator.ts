@@ -125,6 +125,8 @@ interface OpenRead extends Open {
   readonly kind: 'read';
   /** Targets asked so far: a prefix of `targets`. */
   asked: number;
+  /** Targets to ask in all, so far (asked catches up with it). */
+  wanted: number;
   merged: KvObject | undefined;
   /** What each target that answered holds (undefined: nothing). */
   readonly answers: Map<string, KvObject | undefined>;
@@ -452,6 +454,7 @@ export class Coordinator {
       merged: undefined,
       answers: new Map(),
       asked: 0,
+      wanted: 0,
     };
     this.open(number, read);
     this.ask(number, read, readsToSend(read.targets, planned.plan.spec, this.init.nodeId), out);
@@ -465,9 +468,11 @@ export class Coordinator {
    * SPECULATIVE_READ_TICKS; anti-entropy, not every read, keeps the others in step.
    */
   private ask(number: number, read: OpenRead, count: number, out: NodeOutput[]): void {
-    const end = Math.min(read.targets.length, read.asked + count);
-    for (; read.asked < end; read.asked++) {
-      const target = read.targets[read.asked] as ReplicaTarget;
+    // A local read that fails asks for one more while this loop runs: `wanted` grows, and the
+    // target is counted as asked before it answers, so the next one comes from here.
+    read.wanted = Math.min(read.targets.length, read.wanted + count);
+    while (read.asked < read.wanted) {
+      const target = read.targets[read.asked++] as ReplicaTarget;
       if (target.node === this.init.nodeId) {
         this.readLocal(number, read, target, out);
         if (!this.requests.has(number)) return;

@@ -43,7 +43,10 @@ class ThreeReplicas {
 
   constructor(primaries: string[] = ['n1', 'n2', 'n3'], fallbacks: string[] = ['n4']) {
     this.local = new LocalReplica({
-      get: (b, k) => this.disk.get(`${b}\0${k}`),
+      get: (b, k) => {
+        if (k === 'unreadable') throw new Error('corrupt record');
+        return this.disk.get(`${b}\0${k}`);
+      },
       getHint: (t, b, k) => this.hintDisk.get(`${t}\0${b}\0${k}`),
       hintsFor: () => [],
       hintTargets: () => [],
@@ -232,6 +235,16 @@ describe('coordinator: a get over three replicas', () => {
     expect(h.sentTo('n3', 'rget'), 'a speculative read after 5 ticks').to.have.length(2);
     h.answer('n3', 'rget', (rid) => ({ t: 'rget-ok', from: 'n3', rid }));
     expect(h.reply(slow)).to.include({ t: 'get-ok', found: false });
+  });
+
+  it('asks another replica in place of its own copy when that cannot be read', () => {
+    const h = new ThreeReplicas();
+    const id = h.send({ t: 'get', b: 'b', k: 'unreadable' });
+    expect(h.sentTo('n2', 'rget')).to.have.length(1);
+    expect(h.sentTo('n3', 'rget'), 'the failed local read is replaced at once').to.have.length(1);
+    h.answer('n2', 'rget', (rid) => ({ t: 'rget-ok', from: 'n2', rid }));
+    h.answer('n3', 'rget', (rid) => ({ t: 'rget-ok', from: 'n3', rid }));
+    expect(h.reply(id)).to.include({ t: 'get-ok', found: false });
   });
 
   it('counts a replica that answers with a malformed object as failed, never as a success', () => {
