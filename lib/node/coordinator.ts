@@ -795,7 +795,9 @@ export class Coordinator {
         shortfall.primariesAlive < spec.primariesRequired
           ? `${primaryName}=${spec.primariesRequired} needs ${spec.primariesRequired} primaries, ${shortfall.primariesAlive} alive`
           : `${name}=${spec.required} needs ${spec.required} replicas, ${shortfall.alive} reachable`;
-      return { ok: false, error: new UnavailableError(what, { ...shortfall, n, mayHaveLanded: false }) };
+      // Nothing was sent, so another node, which may see more replicas (the other side of a
+      // partition, a fresher member table), may take the request: the client may retry there.
+      return { ok: false, error: new UnavailableError(what, { ...shortfall, n, mayHaveLanded: false, retry: true }) };
     }
     const uncovered = list.primaries.filter((p) => !placement.alive(p) && !targets.some((t) => t.hintFor === p));
     return { ok: true, plan: { n, spec, targets, primaries: list.primaries.length, uncovered } };
