@@ -457,7 +457,7 @@ export class Coordinator {
       wanted: 0,
     };
     this.open(number, read);
-    this.ask(number, read, readsToSend(read.targets, planned.plan.spec, this.init.nodeId), out);
+    this.ask(number, read, readsToSend(read.targets, planned.plan.spec), out);
     this.fileSpeculation(number, read);
   }
 
@@ -816,8 +816,7 @@ function selfFirst(targets: readonly ReplicaTarget[], self: string): readonly Re
 }
 
 /** How many targets, from the front, a read asks first: enough for `required` answers and `primariesRequired` primaries. */
-function readsToSend(targets: readonly ReplicaTarget[], spec: QuorumSpec, self: string): number {
-  void self;
+function readsToSend(targets: readonly ReplicaTarget[], spec: QuorumSpec): number {
   let primaries = 0;
   for (let i = 0; i < targets.length; i++) {
     if ((targets[i] as ReplicaTarget).primary) primaries++;

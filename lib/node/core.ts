@@ -103,8 +103,9 @@ export class NodeCore {
   private now = 0;
   private ridNext = 1;
   /** The member table version and the addresses last kept for a restart. */
-  private peersKept: { version: number; addrs: string } = { version: -1, addrs: '' };
-  private peersKeptWritten: string | undefined;
+  /** The roster version last looked at, and the addresses last kept for a restart. */
+  private peersVersion = -1;
+  private peersKept: string | undefined;
   /** The last tick at which some member was suspect or dead (reaping waits a grace period past it). */
   private unhealthyAt = 0;
   /** Primaries per (vnode, n) of the current ring. */
@@ -254,7 +255,8 @@ export class NodeCore {
    */
   private keepPeers(out: NodeOutput[]): void {
     const version = this.membership.rosterVersion;
-    if (version === this.peersKept.version) return;
+    if (version === this.peersVersion) return;
+    this.peersVersion = version;
     const addrs = this.membership
       .view()
       .filter((m) => m.id !== this.membership.id && m.status !== 'left')
@@ -262,9 +264,8 @@ export class NodeCore {
       .sort()
       .slice(0, PEERS_KEPT_MAX);
     const joined = addrs.join(',');
-    this.peersKept = { version, addrs: joined };
-    if (joined === this.peersKeptWritten) return;
-    this.peersKeptWritten = joined;
+    if (joined === this.peersKept) return;
+    this.peersKept = joined;
     out.push({ kind: 'meta-write', name: META_PEERS, value: new TextEncoder().encode(joined) });
   }
 

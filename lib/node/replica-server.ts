@@ -207,6 +207,7 @@ export class ReplicaServer {
     const items = this.deps.hints.acknowledged(from, message.rid);
     if (items === undefined) return;
     const deletes: { bucket: string; key: string; hintFor: string; object: undefined }[] = [];
+    const sizes: number[] = [];
     for (const item of items) {
       const slot = { bucket: item.bucket, key: item.key, hintFor: from };
       let current: KvObject | undefined;
@@ -217,9 +218,9 @@ export class ReplicaServer {
       }
       if (current === undefined || !equalDvv<Sibling>(current, item.object, sameSibling)) continue;
       deletes.push({ ...slot, object: undefined });
+      sizes.push(objectBytes(item.object));
     }
     if (deletes.length === 0) return;
-    const sizes = deletes.map((d) => objectBytes(items.find((i) => i.bucket === d.bucket && i.key === d.key)?.object ?? { entries: [] }));
     this.deps.local.write(deletes, out, (failure, done) => {
       if (failure !== undefined) {
         done.push({ kind: 'log', level: 'warn', msg: 'deleting delivered hints failed; they will be sent again', fields: { target: from, reason: failure } });
