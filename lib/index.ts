@@ -4,13 +4,15 @@
  * `chorus/server`.
  */
 
-export { connect, Client } from './client/index.js';
+export { connect, Client, CounterHandle, DocHandle, FlagHandle, MapHandle, MapUpdate, RegisterHandle, SetHandle } from './client/index.js';
 export type {
   AdminOptions,
   BucketTopology,
   ConnectOptions,
   Context,
   DeleteOptions,
+  FetchOptions,
+  FetchResult,
   GetOptions,
   GetResult,
   PutOptions,
@@ -18,7 +20,11 @@ export type {
   RequestOptions,
   Topology,
   TopologyMember,
+  TypedType,
+  UpdateOptions,
+  UpdateResult,
 } from './client/index.js';
+export type { MapValue } from './crdt/index.js';
 export {
   AbortedError,
   ChorusError,

@@ -57,7 +57,7 @@ interface Consistency {
 }
 
 /** The consistency options the flags give, without the ones not given. */
-function consistency(flags: DataFlags): Consistency {
+export function consistency(flags: DataFlags): Consistency {
   const out: Consistency = {};
   const levels = { w: parseLevel(flags.w, 'w', 1), r: parseLevel(flags.r, 'r', 1), pw: parseLevel(flags.pw, 'pw'), pr: parseLevel(flags.pr, 'pr') };
   for (const name of ['r', 'w', 'pr', 'pw'] as const) {

@@ -3,7 +3,7 @@
  * The `chorus` command.
  *
  * `chorus start` runs one node in the foreground, logging JSON lines; `put`, `get` and `del`
- * talk to a node through the SDK for quick use. Exit codes: 0 ok, 1 error, 2 bad usage or
+ * (and `counter`, `set`, `doc` for typed buckets) talk to a node through the SDK for quick use. Exit codes: 0 ok, 1 error, 2 bad usage or
  * configuration (and, for `get`, 1 when the key is not found, as grep does).
  */
 
@@ -12,6 +12,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { bucketList, bucketProps, bucketSet, inspect, leave, ring, runAdmin, status, whereis } from './admin-commands.js';
 import { addDataOptions, runDataCommand } from './data-commands.js';
 import { runStart } from './start.js';
+import { runCounter, runDoc, runSet } from './typed-commands.js';
 
 export const EXIT = { ok: 0, error: 1, usage: 2 } as const;
 
@@ -87,6 +88,42 @@ export function buildProgram(): Command {
       process.exitCode = await runAdmin(options, (client) => inspect(client, bucket, key, options));
     },
   );
+
+  const counter = program.command('counter').description('counter buckets: read, increment, decrement');
+  addDataOptions(clientOptions(counter.command('get <bucket> <key>').description("print a counter's value")), 'get').action(async (bucket: string, key: string, options) => {
+    process.exitCode = await runCounter('get', { bucket, key }, options);
+  });
+  for (const action of ['inc', 'dec'] as const) {
+    addDataOptions(clientOptions(counter.command(`${action} <bucket> <key> [n]`).description(`${action === 'inc' ? 'increment' : 'decrement'} a counter by N (default 1); prints the value after`)), 'put').action(
+      async (bucket: string, key: string, n: string | undefined, options) => {
+        process.exitCode = await runCounter(action, { bucket, key, ...(n !== undefined ? { n } : {}) }, options);
+      },
+    );
+  }
+
+  const set = program.command('set').description('set buckets (add-wins): members, add, remove');
+  addDataOptions(clientOptions(set.command('members <bucket> <key>').description("print a set's members, one per line")), 'get').action(async (bucket: string, key: string, options) => {
+    process.exitCode = await runSet('members', { bucket, key, members: [] }, options);
+  });
+  for (const action of ['add', 'remove'] as const) {
+    addDataOptions(clientOptions(set.command(`${action} <bucket> <key> <members...>`).description(`${action} members; prints the members after`)), 'put').action(
+      async (bucket: string, key: string, members: string[], options) => {
+        process.exitCode = await runSet(action, { bucket, key, members }, options);
+      },
+    );
+  }
+
+  const doc = program.command('doc').description('doc buckets (Yjs documents): the text of one Y.Text');
+  addDataOptions(clientOptions(doc.command('get <bucket> <key>').description("print the text of the document's Y.Text")), 'get')
+    .option('--field <name>', 'the Y.Text to read', 'text')
+    .action(async (bucket: string, key: string, options) => {
+      process.exitCode = await runDoc('get', { bucket, key }, options);
+    });
+  addDataOptions(clientOptions(doc.command('append <bucket> <key> <text>').description("append TEXT to the document's Y.Text; prints the text after")), 'put')
+    .option('--field <name>', 'the Y.Text to append to', 'text')
+    .action(async (bucket: string, key: string, text: string, options) => {
+      process.exitCode = await runDoc('append', { bucket, key, text }, options);
+    });
 
   const bucket = program.command('bucket').description('bucket properties in cluster metadata');
   clientOptions(bucket.command('set <name>').description('set bucket properties; concurrent changes at different nodes merge'))

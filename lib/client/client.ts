@@ -19,6 +19,8 @@
  * UNAVAILABLE because its placement view changed) has it retried once on another node.
  *
  * Values are encoded to CBOR here and travel as opaque bytes: the node never decodes them.
+ * Typed buckets (`counter()`, `set()`, `map()`, `register()`, `flag()`, `doc()`; typed.ts) are
+ * the exception: the node merges their values and answers with the merged value.
  */
 
 import {
@@ -35,7 +37,9 @@ import {
 import { checkValueBytes, decodeValue, encodeValue } from '../codec/cbor.js';
 import { checkBucketKey, checkValue } from '../codec/request-limits.js';
 import { REQUEST_TIMEOUT_MS_MAX } from '../base/limits.js';
-import type { AdminRequest, ClientReply, ClientRequest, DeleteRequest, ErrorReply, GetRequest, Level, PutRequest } from '../codec/messages.js';
+import { randomBytes } from 'node:crypto';
+import type { AdminRequest, ClientReply, ClientRequest, DeleteRequest, ErrorReply, FetchRequest, GetRequest, Level, PutRequest, UpdateRequest } from '../codec/messages.js';
+import { CounterHandle, DocHandle, FlagHandle, MapHandle, RegisterHandle, SetHandle, type FetchOptions, type FetchResult, type TypedType, type UpdateOptions, type UpdateResult } from './typed.js';
 import { contextFromString, contextToString, type Context } from './context.js';
 import {
   CLIENT_INFLIGHT_MAX,
@@ -150,6 +154,11 @@ export interface PutResult {
 }
 
 type Op = ClientRequest['t'];
+
+/** Reads change nothing: safe to send again, and never "may have landed". */
+function isRead(op: Op | undefined): boolean {
+  return op === 'get' || op === 'fetch';
+}
 
 interface Pending {
   readonly op: Op;
@@ -316,6 +325,66 @@ export class Client {
   }
 
   /**
+   * An operation on a typed bucket (`counter`, `set`, `map`, `register`, `flag`, `doc`); the
+   * handles (`counter()`, `set()`, ...) build the operation. Every update carries an
+   * operation id (`opId`, a fresh one unless given): retrying an update with the id of one
+   * whose outcome is unknown applies it at most once at the replica that coordinated it.
+   */
+  async update(bucket: string, key: string, type: TypedType, op: unknown, options: UpdateOptions = {}): Promise<UpdateResult> {
+    const opId = options.opId ?? randomBytes(12).toString('base64url');
+    if (typeof opId !== 'string' || opId.length === 0 || opId.length > 64) throw new InvalidRequestError('opId must be a string of 1 to 64 characters', { field: 'opId' });
+    const request: UpdateRequest = { t: 'upd', id: 0, b: bucket, k: key, type, op, oid: opId, timeout: this.timeout(options) };
+    if (options.returnValue === true) request.ret = true;
+    setLevels(request, options, 'w', 'pw');
+    setSloppy(request, options.sloppy);
+    let reply: ClientReply;
+    try {
+      reply = await this.request(request, options);
+    } catch (error) {
+      // The id lets the caller retry safely; it travels with the error.
+      if (error instanceof ChorusError) throw withDetail(error, 'opId', opId);
+      throw error;
+    }
+    if (reply.t !== 'upd-ok') throw unexpected(reply);
+    return { opId, duplicate: reply.dup === true, ...(reply.value !== undefined ? { value: reply.value } : {}) };
+  }
+
+  /** The merged value of a typed bucket's key; for a `doc` with `sv`, only the update that state vector lacks. */
+  async fetch(bucket: string, key: string, type: TypedType, options: FetchOptions = {}): Promise<FetchResult> {
+    const request: FetchRequest = { t: 'fetch', id: 0, b: bucket, k: key, type, timeout: this.timeout(options) };
+    if (options.stateVector !== undefined) request.sv = options.stateVector;
+    setLevels(request, options, 'r', 'pr');
+    setSloppy(request, options.sloppy);
+    const reply = await this.request(request, options);
+    if (reply.t !== 'fetch-ok') throw unexpected(reply);
+    return { found: reply.found, value: reply.value };
+  }
+
+  counter(bucket: string, key: string): CounterHandle {
+    return new CounterHandle(this, bucket, key);
+  }
+
+  set(bucket: string, key: string): SetHandle {
+    return new SetHandle(this, bucket, key);
+  }
+
+  map(bucket: string, key: string): MapHandle {
+    return new MapHandle(this, bucket, key);
+  }
+
+  register(bucket: string, key: string): RegisterHandle {
+    return new RegisterHandle(this, bucket, key);
+  }
+
+  flag(bucket: string, key: string): FlagHandle {
+    return new FlagHandle(this, bucket, key);
+  }
+
+  doc(bucket: string, key: string): DocHandle {
+    return new DocHandle(this, bucket, key);
+  }
+
+  /**
    * An operator request to the first connected node of those given to `connect`: `status`
    * (its member table), `leave` (a graceful departure), `bucket-set` (bucket properties in
    * cluster metadata), `bucket-list`, `ring` (ownership per node), `whereis` (a key's
@@ -338,7 +407,7 @@ export class Client {
     clearInterval(this.sweeper);
     clearTimeout(this.topologyTimer);
     for (const link of this.links.values()) link.close();
-    for (const id of [...this.pending.keys()]) this.fail(id, new ClosedError('client closed', { mayHaveLanded: this.pending.get(id)?.op !== 'get' }));
+    for (const id of [...this.pending.keys()]) this.fail(id, new ClosedError('client closed', { mayHaveLanded: !isRead(this.pending.get(id)?.op) }));
   }
 
   private timeout(options: RequestOptions): number {
@@ -391,7 +460,7 @@ export class Client {
       };
       const signal = options.signal;
       if (signal) {
-        const onAbort = (): void => this.fail(id, new AbortedError('request aborted', { mayHaveLanded: request.t !== 'get' }));
+        const onAbort = (): void => this.fail(id, new AbortedError('request aborted', { mayHaveLanded: !isRead(request.t) }));
         signal.addEventListener('abort', onAbort, { once: true });
         pending.cleanup = () => signal.removeEventListener('abort', onAbort);
       }
@@ -409,7 +478,7 @@ export class Client {
     const now = Date.now();
     for (const [id, pending] of this.pending) {
       if (now < pending.expiresAt) continue;
-      this.fail(id, new TimeoutError(`${pending.op} got no reply within ${pending.timeoutMs} ms`, { mayHaveLanded: pending.op !== 'get' }));
+      this.fail(id, new TimeoutError(`${pending.op} got no reply within ${pending.timeoutMs} ms`, { mayHaveLanded: !isRead(pending.op) }));
     }
   }
 
@@ -437,7 +506,7 @@ export class Client {
       return [...this.seeds].map((address) => this.links.get(address)).find(usable);
     }
     if (this.placement !== undefined) {
-      const turn = request.t === 'get' ? this.readTurn++ : 0;
+      const turn = request.t === 'get' || request.t === 'fetch' ? this.readTurn++ : 0;
       const replica = chooseReplica(this.placement, request.t, request.b, request.k, (m) => this.linkFor(m, usable) !== undefined, turn);
       if (replica !== undefined) return this.linkFor(replica, usable);
     }
@@ -521,10 +590,11 @@ export class Client {
       if (reason.code === CLOSE.protocolError && pending.request.t === 'admin' && pending.request.op === 'topology') this.topologyRefusedBy.add(link.address);
       pending.link = undefined;
       const mayHaveSent = link.mayHaveSent(id);
-      // A get is safe to repeat; a write the node never received is too. Admin requests act on one node.
-      const resend = pending.op === 'get' || (!mayHaveSent && pending.op !== 'admin');
+      // A read is safe to repeat; a write the node never received is too (an update that may have
+      // landed is not: its id is deduplicated only by the replica that applied it). Admin requests act on one node.
+      const resend = isRead(pending.op) || (!mayHaveSent && pending.op !== 'admin');
       if (resend && Date.now() < pending.deadline && this.dispatch(pending, link)) continue;
-      this.fail(id, new ClosedError(`connection to ${link.address} lost`, { node: link.address, mayHaveLanded: pending.op !== 'get' && mayHaveSent }));
+      this.fail(id, new ClosedError(`connection to ${link.address} lost`, { node: link.address, mayHaveLanded: !isRead(pending.op) && mayHaveSent }));
     }
     if (this.links.get(link.address) === link) this.scheduleTopology(TOPOLOGY_LINK_DOWN_DELAY_MS);
   }
@@ -612,4 +682,9 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 function unexpected(reply: ClientReply): ChorusError {
   return new InvalidRequestError(`unexpected reply ${reply.t}`);
+}
+
+/** The same error with one more fact in its details (the class is rebuilt from its code). */
+function withDetail(error: ChorusError, name: string, value: string): ChorusError {
+  return errorFromWire(error.code, error.message, { ...error.details, [name]: value });
 }

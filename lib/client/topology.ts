@@ -175,7 +175,7 @@ function ringMatching(members: readonly TopologyMember[], checksum: string): Rin
  */
 export function chooseReplica(
   placement: Placement,
-  op: 'put' | 'get' | 'del',
+  op: 'put' | 'get' | 'del' | 'upd' | 'fetch',
   bucket: string,
   key: string,
   usable: (member: TopologyMember) => boolean,
@@ -183,7 +183,7 @@ export function chooseReplica(
 ): TopologyMember | undefined {
   const candidates = placement.primaries(bucket, key).filter((m) => m.live === 'alive' && usable(m));
   if (candidates.length === 0) return undefined;
-  return op === 'get' ? candidates[turn % candidates.length] : candidates[0];
+  return op === 'get' || op === 'fetch' ? candidates[turn % candidates.length] : candidates[0];
 }
 
 /** Addresses the SDK should keep a link to: every member that has not left. */

@@ -5,7 +5,9 @@
  * of the event loop). Each decoded message is checked against a strict schema before it
  * reaches the core: unknown types, unknown fields, wrong types and out-of-range numbers are
  * refused, so the core only ever sees well-formed, plain data. User values and causal
- * contexts travel as opaque byte strings: the node never decodes a user value.
+ * contexts travel as opaque byte strings: the node never decodes a user value. Operations on
+ * typed buckets (`upd`, `fetch`) are the exception: the node merges those values itself, so
+ * it checks their operations (lib/crdt) and answers with their merged value.
  *
  * Protocol versions are negotiated at the handshake: each side sends the range it speaks
  * and the highest common version wins (memberlist's protocol range).
@@ -120,6 +122,42 @@ export const deleteRequestSchema = z.strictObject({
   timeout: timeoutMs.optional(),
 });
 
+/**
+ * An operation on a typed (CRDT or `doc`) bucket. `type` names the type the caller means; a
+ * bucket of another type refuses it. `op` is checked by the core against that type
+ * (lib/crdt), a `doc` update (`{ update: bytes }`) is decoded beforehand, with bounded work,
+ * by the node's shell. `oid` identifies the operation so that a retry of it reaching the
+ * same replica is applied once. With `ret`, the reply carries the value after the update.
+ */
+export const updateRequestSchema = z.strictObject({
+  t: z.literal('upd'),
+  id: requestId,
+  b: bucketField,
+  k: keyField,
+  type: z.string().max(32),
+  op: z.unknown(),
+  oid: z.string().min(1).max(64).optional(),
+  ret: z.boolean().optional(),
+  w: levelField.optional(),
+  pw: levelField.optional(),
+  sloppy: z.boolean().optional(),
+  timeout: timeoutMs.optional(),
+});
+
+/** Reads a typed bucket's value, merged; for a `doc`, with `sv` only what that state vector lacks. */
+export const fetchRequestSchema = z.strictObject({
+  t: z.literal('fetch'),
+  id: requestId,
+  b: bucketField,
+  k: keyField,
+  type: z.string().max(32),
+  sv: bytes.optional(),
+  r: levelField.optional(),
+  pr: levelField.optional(),
+  sloppy: z.boolean().optional(),
+  timeout: timeoutMs.optional(),
+});
+
 /** Operator requests over the authenticated client connection. */
 export const adminRequestSchema = z.strictObject({
   t: z.literal('admin'),
@@ -159,6 +197,10 @@ export const getReplySchema = z.strictObject({
   ctx: bytes,
 });
 export const deleteReplySchema = z.strictObject({ t: z.literal('del-ok'), id: requestId });
+/** `dup`: the operation id was applied before at this replica, so it was not applied again. */
+export const updateReplySchema = z.strictObject({ t: z.literal('upd-ok'), id: requestId, value: z.unknown().optional(), dup: z.boolean().optional() });
+/** `value`: the type's value (a number, sorted strings, a boolean, a map); for a `doc`, Yjs update bytes. */
+export const fetchReplySchema = z.strictObject({ t: z.literal('fetch-ok'), id: requestId, found: z.boolean(), value: z.unknown() });
 /** The result of an admin request: plain data (a status table, a bucket list). */
 export const adminReplySchema = z.strictObject({ t: z.literal('admin-ok'), id: requestId, result: z.unknown() });
 export const errorReplySchema = z.strictObject({
@@ -179,6 +221,10 @@ export type DeleteRequest = z.infer<typeof deleteRequestSchema>;
 export type PutReply = z.infer<typeof putReplySchema>;
 export type GetReply = z.infer<typeof getReplySchema>;
 export type DeleteReply = z.infer<typeof deleteReplySchema>;
+export type UpdateRequest = z.infer<typeof updateRequestSchema>;
+export type FetchRequest = z.infer<typeof fetchRequestSchema>;
+export type UpdateReply = z.infer<typeof updateReplySchema>;
+export type FetchReply = z.infer<typeof fetchReplySchema>;
 export type ErrorReply = z.infer<typeof errorReplySchema>;
 export type AdminRequest = z.infer<typeof adminRequestSchema>;
 export type AdminReply = z.infer<typeof adminReplySchema>;
@@ -276,12 +322,12 @@ export const rgetOkSchema = z.strictObject({ t: z.literal('rget-ok'), from: node
 /** A replica could not do what was asked (storage failed, a budget is spent): it counts as a failed replica. */
 export const rerrSchema = z.strictObject({ t: z.literal('rerr'), from: nodeId, rid, code: z.enum(ERROR_CODES), msg: z.string().max(4096) });
 /** A client request passed to a node that can coordinate it (a replica of the key); answered by `fwd-reply`. */
-export const fwdSchema = z.strictObject({ t: z.literal('fwd'), from: nodeId, rid, req: z.discriminatedUnion('t', [putRequestSchema, getRequestSchema, deleteRequestSchema]) });
+export const fwdSchema = z.strictObject({ t: z.literal('fwd'), from: nodeId, rid, req: z.discriminatedUnion('t', [putRequestSchema, getRequestSchema, deleteRequestSchema, updateRequestSchema]) });
 export const fwdReplySchema = z.strictObject({
   t: z.literal('fwd-reply'),
   from: nodeId,
   rid,
-  reply: z.discriminatedUnion('t', [putReplySchema, getReplySchema, deleteReplySchema, errorReplySchema]),
+  reply: z.discriminatedUnion('t', [putReplySchema, getReplySchema, deleteReplySchema, updateReplySchema, fetchReplySchema, errorReplySchema]),
 });
 /** Hinted handoff: a batch of objects a fallback kept for the receiver; answered by `handoff-ok` once all are durable. */
 export const handoffSchema = z.strictObject({
@@ -337,12 +383,12 @@ export const peerMessageSchema = z.discriminatedUnion('t', [
 ]);
 
 export type HandshakeMessage = Hello | Welcome | Auth | Ready;
-export type ClientRequest = PutRequest | GetRequest | DeleteRequest | AdminRequest;
-export type ClientReply = PutReply | GetReply | DeleteReply | AdminReply | ErrorReply;
+export type ClientRequest = PutRequest | GetRequest | DeleteRequest | UpdateRequest | FetchRequest | AdminRequest;
+export type ClientReply = PutReply | GetReply | DeleteReply | UpdateReply | FetchReply | AdminReply | ErrorReply;
 
 export const handshakeMessageSchema = z.discriminatedUnion('t', [helloSchema, welcomeSchema, authSchema, readySchema]);
-export const clientRequestSchema = z.discriminatedUnion('t', [putRequestSchema, getRequestSchema, deleteRequestSchema, adminRequestSchema]);
-export const clientReplySchema = z.discriminatedUnion('t', [putReplySchema, getReplySchema, deleteReplySchema, adminReplySchema, errorReplySchema]);
+export const clientRequestSchema = z.discriminatedUnion('t', [putRequestSchema, getRequestSchema, deleteRequestSchema, updateRequestSchema, fetchRequestSchema, adminRequestSchema]);
+export const clientReplySchema = z.discriminatedUnion('t', [putReplySchema, getReplySchema, deleteReplySchema, updateReplySchema, fetchReplySchema, adminReplySchema, errorReplySchema]);
 
 export type ParseResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 

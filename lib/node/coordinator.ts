@@ -15,6 +15,10 @@
  * - A get asks every target and answers after `r` replies (`pr` from primaries), merging
  *   what they hold. It then waits for the rest (or its deadline) and sends the merged
  *   version to every primary that answered with less: read repair, after the reply.
+ * - On a typed bucket an update (`upd`) takes the put path: the primary applies the
+ *   operation to the merge of the siblings it holds (lib/crdt/stored.ts) and writes the
+ *   result with their joined context. A `fetch` takes the get path and answers with the
+ *   merged value. Puts and gets on typed buckets, and typed operations elsewhere, are refused.
  *
  * A request stays open after its reply until every target answered or its deadline passed,
  * so that read repair sees every answer and a delete learns whether every primary holds its
@@ -28,9 +32,10 @@ import { assert } from '../base/assert.js';
 import { ChorusError, type ErrorCode, InvalidRequestError, OverloadedError, StorageError, TimeoutError, UnavailableError } from '../base/errors.js';
 import { CONNECTION_REQUESTS_INFLIGHT_MAX, NODE_REQUESTS_INFLIGHT_MAX, type DataLimits } from '../base/limits.js';
 import { encodeContext } from '../clock/context.js';
-import { dvvDescends, join, sync, type Actor, type VersionVector } from '../clock/dvv.js';
+import { dvvDescends, join, sync, values, type Actor, type VersionVector } from '../clock/dvv.js';
 import type { KvObject } from '../clock/object.js';
-import type { ClientReply, DeleteRequest, GetRequest, Level, LevelInput, PeerMessage, PutRequest } from '../codec/messages.js';
+import type { ClientReply, DeleteRequest, FetchRequest, GetRequest, Level, LevelInput, PeerMessage, PutRequest, UpdateRequest } from '../codec/messages.js';
+import { applyTyped, checkTypedOp, isTypedType, typedValue, type TypedBucketType } from '../crdt/stored.js';
 import { HintBook, objectBytes } from '../handoff/hints.js';
 import { checkLevel, resolveLevel, type LevelName } from '../replication/levels.js';
 import { applyPut, checkObject, deleteContext, liveValues } from '../replication/replica.js';
@@ -80,7 +85,10 @@ export interface CoordinatorDeps {
 }
 
 /** The data requests a client may send; admin requests go elsewhere. */
-export type DataRequest = PutRequest | GetRequest | DeleteRequest;
+export type DataRequest = PutRequest | GetRequest | DeleteRequest | UpdateRequest | FetchRequest;
+
+/** The writes a node forwards to a primary when it is none. */
+type WriteRequest = PutRequest | DeleteRequest | UpdateRequest;
 
 /** Who asked: a client connection, or a peer that forwarded its client's request. */
 export type Origin = { readonly kind: 'client'; readonly conn: ConnId } | { readonly kind: 'peer'; readonly node: string; readonly rid: number };
@@ -109,8 +117,10 @@ interface Open {
 
 interface OpenWrite extends Open {
   readonly kind: 'write';
-  readonly op: 'put' | 'del';
+  readonly op: 'put' | 'del' | 'upd';
   readonly object: KvObject;
+  /** For an update: the value after it (when asked for) and whether its id was applied before. */
+  readonly result: { readonly value: unknown; readonly duplicate: boolean } | undefined;
   /** The context to return: present only when the write left a single sibling (see putReply). */
   readonly ctx: Uint8Array | undefined;
   readonly siblings: number;
@@ -130,6 +140,8 @@ interface OpenRead extends Open {
   merged: KvObject | undefined;
   /** What each target that answered holds (undefined: nothing). */
   readonly answers: Map<string, KvObject | undefined>;
+  /** A typed read: the bucket's type, and the state vector of a `doc` reader that wants only what it lacks. */
+  readonly typed: { readonly type: TypedBucketType; readonly sv: Uint8Array | undefined } | undefined;
 }
 
 interface OpenForward {
@@ -270,7 +282,31 @@ export class Coordinator {
         return this.onGet(origin, request, out);
       case 'del':
         return this.onDelete(origin, request, out);
+      case 'upd':
+        return this.onUpdate(origin, request, out);
+      case 'fetch':
+        return this.onFetch(origin, request, out);
     }
+  }
+
+  /** The bucket's type, and a refusal when the request's kind does not fit it. */
+  private typeOf(bucket: string): TypedBucketType | 'kv' {
+    const type = this.deps.placement.bucketProps(bucket).type;
+    return isTypedType(type) ? type : 'kv';
+  }
+
+  private wrongType(request: DataRequest, bucketType: TypedBucketType | 'kv'): InvalidRequestError | undefined {
+    if (request.t === 'put' || request.t === 'get') {
+      if (bucketType === 'kv') return undefined;
+      const use = bucketType === 'doc' ? 'doc updates and reads' : `${bucketType} operations`;
+      return new InvalidRequestError(`bucket ${request.b} holds ${bucketType} values: use ${use}, not ${request.t}`, { field: 'type', bucketType });
+    }
+    if (request.t === 'upd' || request.t === 'fetch') {
+      if (request.type === bucketType) return undefined;
+      const what = bucketType === 'kv' ? 'opaque values (type kv); set its type with `chorus bucket set --type`' : `${bucketType} values`;
+      return new InvalidRequestError(`a ${request.type} operation on bucket ${request.b}, which holds ${what}`, { field: 'type', bucketType });
+    }
+    return undefined;
   }
 
   private admit(origin: Origin): ChorusError | undefined {
@@ -289,7 +325,7 @@ export class Coordinator {
   // ---- put and delete ----
 
   private onPut(origin: Origin, request: PutRequest, out: NodeOutput[]): void {
-    const invalid = checkBucketKey(request.b, request.k, this.init.limits) ?? checkValue(request.v, this.init.limits);
+    const invalid = checkBucketKey(request.b, request.k, this.init.limits) ?? checkValue(request.v, this.init.limits) ?? this.wrongType(request, this.typeOf(request.b));
     if (invalid) return this.reply(origin, errorReply(request.id, invalid), out);
     const context = parseContext(request.ctx);
     if (!context.ok) return this.reply(origin, errorReply(request.id, context.error), out);
@@ -304,12 +340,68 @@ export class Coordinator {
     this.coordinateWrite(origin, request, 'del', (current) => ({ context: deleteContext(current, context.value), value: null, current }), out);
   }
 
+  /**
+   * An operation on a typed bucket: the primary applies it to the merge of every sibling it
+   * holds and writes the result with the join of its clock as context, so the one new
+   * sibling supersedes all of them (lib/crdt/stored.ts). New dots inside the state come from
+   * the same counter as the clock's dots, so they are never issued twice.
+   */
+  private onUpdate(origin: Origin, request: UpdateRequest, out: NodeOutput[]): void {
+    const invalid = checkBucketKey(request.b, request.k, this.init.limits);
+    if (invalid) return this.reply(origin, errorReply(request.id, invalid), out);
+    const bucketType = this.typeOf(request.b);
+    const wrong = this.wrongType(request, bucketType);
+    if (wrong || bucketType === 'kv') return this.reply(origin, errorReply(request.id, wrong as InvalidRequestError), out);
+    const op = checkTypedOp(bucketType, request.op);
+    if (!op.ok) return this.reply(origin, errorReply(request.id, new InvalidRequestError(`invalid ${bucketType} operation: ${op.reason}`, { field: op.field })), out);
+    this.coordinateWrite(
+      origin,
+      request,
+      'upd',
+      (current) => {
+        const siblings = current === undefined ? [] : liveSiblings(current);
+        const applied = applyTyped(bucketType, siblings, op.op, { actor: this.init.actor, nextCounter: () => ++this.counterMax, opId: request.oid });
+        if (!applied.ok) {
+          const error =
+            applied.field === 'stored'
+              ? new StorageError(`this node cannot read the key's ${bucketType} state; try another node`, { mayHaveLanded: false, retry: true })
+              : new InvalidRequestError(`invalid ${bucketType} operation: ${applied.reason}`, { field: applied.field });
+          return { error };
+        }
+        return {
+          context: current === undefined ? [] : join(current),
+          value: applied.bytes,
+          current,
+          result: { value: request.ret === true ? applied.value : undefined, duplicate: applied.duplicate },
+        };
+      },
+      out,
+    );
+  }
+
+  /** A read of a typed bucket: the get path, answered with the merged value instead of siblings. */
+  private onFetch(origin: Origin, request: FetchRequest, out: NodeOutput[]): void {
+    const invalid = checkBucketKey(request.b, request.k, this.init.limits);
+    if (invalid) return this.reply(origin, errorReply(request.id, invalid), out);
+    const bucketType = this.typeOf(request.b);
+    const wrong = this.wrongType(request, bucketType);
+    if (wrong || bucketType === 'kv') return this.reply(origin, errorReply(request.id, wrong as InvalidRequestError), out);
+    if (request.sv !== undefined && bucketType !== 'doc') {
+      return this.reply(origin, errorReply(request.id, new InvalidRequestError('a state vector is for doc buckets only', { field: 'sv' })), out);
+    }
+    this.coordinateRead(origin, request, { type: bucketType, sv: request.sv }, out);
+  }
+
   /** Applies the write here when this node is a target (creating the dot), then sends it to the other targets. */
   private coordinateWrite(
     origin: Origin,
-    request: PutRequest | DeleteRequest,
-    op: 'put' | 'del',
-    plan: (current: KvObject | undefined) => { context: VersionVector; value: Uint8Array | null; current: KvObject | undefined },
+    request: WriteRequest,
+    op: 'put' | 'del' | 'upd',
+    plan: (
+      current: KvObject | undefined,
+    ) =>
+      | { context: VersionVector; value: Uint8Array | null; current: KvObject | undefined; result?: { value: unknown; duplicate: boolean } }
+      | { error: ChorusError },
     out: NodeOutput[],
   ): void {
     const planned = this.plan(request.b, request.w, request.pw, request.sloppy, 'w', request.k);
@@ -327,7 +419,9 @@ export class Coordinator {
       out.push({ kind: 'log', level: 'error', msg: 'local read failed', fields: { bucket: request.b, key: request.k, reason: String(error) } });
       return this.reply(origin, errorReply(request.id, new StorageError('this node cannot read the key; try another node', { mayHaveLanded: false, retry: true })), out);
     }
-    const { context, value } = plan(current);
+    const planned2 = plan(current);
+    if ('error' in planned2) return this.reply(origin, errorReply(request.id, planned2.error), out);
+    const { context, value } = planned2;
     const written = applyPut(current, context, value, this.init.actor, this.counterMax + 1);
     if (written.siblings > this.init.limits.siblingsMax) {
       const error = new InvalidRequestError(`write would leave ${written.siblings} siblings, over the limit of ${this.init.limits.siblingsMax}; read, resolve and write with the context`, {
@@ -356,6 +450,7 @@ export class Coordinator {
       replied: false,
       op,
       object: written.object,
+      result: planned2.result,
       ctx: written.siblings === 1 ? encodeContext(join(written.object)) : undefined,
       siblings: written.siblings,
       primariesAcked: 0,
@@ -435,8 +530,12 @@ export class Coordinator {
   // ---- get ----
 
   private onGet(origin: Origin, request: GetRequest, out: NodeOutput[]): void {
-    const invalid = checkBucketKey(request.b, request.k, this.init.limits);
+    const invalid = checkBucketKey(request.b, request.k, this.init.limits) ?? this.wrongType(request, this.typeOf(request.b));
     if (invalid) return this.reply(origin, errorReply(request.id, invalid), out);
+    this.coordinateRead(origin, request, undefined, out);
+  }
+
+  private coordinateRead(origin: Origin, request: GetRequest | FetchRequest, typed: OpenRead['typed'], out: NodeOutput[]): void {
     const planned = this.plan(request.b, request.r, request.pr, request.sloppy, 'r', request.k);
     if (!planned.ok) return this.reply(origin, errorReply(request.id, planned.error), out);
     const number = this.requestNext++;
@@ -453,6 +552,7 @@ export class Coordinator {
       replied: false,
       merged: undefined,
       answers: new Map(),
+      typed,
       asked: 0,
       wanted: 0,
     };
@@ -519,9 +619,7 @@ export class Coordinator {
     const outcome = read.tally.outcome;
     if (!read.replied && outcome === 'met') {
       read.replied = true;
-      const merged = read.merged;
-      const values = liveValues(merged);
-      this.replyTo(read, { t: 'get-ok', id: read.id, found: values.length > 0, values, ctx: encodeContext(merged === undefined ? [] : join(merged)) }, out);
+      this.replyTo(read, readReply(read), out);
     } else if (!read.replied && outcome === 'failed') {
       read.replied = true;
       const { required, received } = { required: read.tally.spec.required, received: read.tally.received };
@@ -573,7 +671,7 @@ export class Coordinator {
   // ---- forwarding ----
 
   /** This node holds no replica of the key: a target coordinates the write, and its answer is relayed. */
-  private forward(origin: Origin, request: PutRequest | DeleteRequest, targets: readonly ReplicaTarget[], out: NodeOutput[]): void {
+  private forward(origin: Origin, request: WriteRequest, targets: readonly ReplicaTarget[], out: NodeOutput[]): void {
     if (origin.kind === 'peer') {
       // The forwarding node's view put this node among the targets; this node's view does not.
       const error = new UnavailableError('the nodes disagree on where the key lives (the ring is changing); retry', { mayHaveLanded: false, retry: true });
@@ -834,7 +932,32 @@ function bucketLevel(name: LevelName, value: string | number | undefined, n: num
 
 function writeReply(write: OpenWrite): ClientReply {
   if (write.op === 'del') return { t: 'del-ok', id: write.id };
+  if (write.op === 'upd') {
+    const result = write.result;
+    return { t: 'upd-ok', id: write.id, ...(result?.value !== undefined ? { value: result.value } : {}), ...(result?.duplicate === true ? { dup: true } : {}) };
+  }
   return write.ctx === undefined ? { t: 'put-ok', id: write.id, siblings: write.siblings } : { t: 'put-ok', id: write.id, ctx: write.ctx, siblings: write.siblings };
+}
+
+/** A get's siblings and context; a typed read's merged value. */
+function readReply(read: OpenRead): ClientReply {
+  const merged = read.merged;
+  if (read.typed === undefined) {
+    const values = liveValues(merged);
+    return { t: 'get-ok', id: read.id, found: values.length > 0, values, ctx: encodeContext(merged === undefined ? [] : join(merged)) };
+  }
+  const typed = typedValue(read.typed.type, merged === undefined ? [] : liveSiblings(merged), read.typed.sv);
+  if (typed.ok) return { t: 'fetch-ok', id: read.id, found: typed.found, value: typed.value };
+  const error =
+    typed.field === 'stored'
+      ? new StorageError(`a replica holds an unreadable ${read.typed.type} state: ${typed.reason}`, { mayHaveLanded: false })
+      : new InvalidRequestError(typed.reason, { field: typed.field });
+  return errorReply(read.id, error);
+}
+
+/** Every sibling of a stored object, tombstones as null. */
+function liveSiblings(object: KvObject): (Uint8Array | null)[] {
+  return values(object);
 }
 
 export function errorReply(id: number, error: ChorusError): ClientReply {

@@ -373,7 +373,7 @@ export class NodeCore {
         this.membership.leave(events);
         return reply({ node: this.membership.id, status: this.membership.status });
       case 'bucket-set': {
-        const invalid = checkBucketProps(request);
+        const invalid = checkBucketProps(request, this.metadata.bucket(request.bucket ?? '')?.type);
         if (invalid) {
           out.push({ kind: 'client-reply', conn, reply: errorReply(request.id, invalid) });
           return;
@@ -452,7 +452,8 @@ function describeObject(object: KvObject | undefined): { found: boolean; tombsto
   return { found: values.length > 0, tombstone: values.length === 0, values, clock: join(object).map(([actor, counter]) => [actor, counter]) };
 }
 
-function checkBucketProps(request: AdminRequest): InvalidRequestError | undefined {
+/** `type`: the bucket's type as it is set already, which no change may replace (its stored values are of that type). */
+function checkBucketProps(request: AdminRequest, type: string | undefined): InvalidRequestError | undefined {
   if (request.bucket === undefined || request.bucket.length === 0) return new InvalidRequestError('bucket-set needs a bucket name', { field: 'bucket' });
   if (request.bucket.includes('\0')) return new InvalidRequestError('bucket must not contain a zero character', { field: 'bucket' });
   const props = request.props ?? {};
@@ -462,6 +463,9 @@ function checkBucketProps(request: AdminRequest): InvalidRequestError | undefine
     const level = props[name];
     if (typeof level === 'number' && n !== undefined && level > n) return new InvalidRequestError(`${name}=${level} exceeds n=${n}`, { field: name });
     if (level === 0) return new InvalidRequestError(`${name} must be at least 1`, { field: name });
+  }
+  if (props.type !== undefined && type !== undefined && props.type !== type) {
+    return new InvalidRequestError(`bucket ${request.bucket} is of type ${type}; a type cannot change, since the values stored are of that type (use another bucket)`, { field: 'type', type });
   }
   return undefined;
 }

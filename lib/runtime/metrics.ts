@@ -7,7 +7,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ReplicationStats } from '../node/core.js';
 
-export type Operation = 'put' | 'get' | 'del' | 'admin';
+export type Operation = 'put' | 'get' | 'del' | 'upd' | 'fetch' | 'admin';
 
 export interface MetricsSources {
   inflight(): number;

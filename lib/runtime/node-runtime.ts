@@ -28,6 +28,9 @@ import { SegmentHashes } from '../merkle/index.js';
 import { openStore, segmentsOf, type Store } from '../storage/index.js';
 import { attachAcceptor } from '../transport/accept.js';
 import type { Connection } from '../transport/connection.js';
+import { InvalidRequestError, OverloadedError } from '../base/errors.js';
+import { errorReply } from '../node/coordinator.js';
+import { DocValidator } from './doc-validator.js';
 import { loadIdentity, recordCleanStop, type Identity } from './identity.js';
 import { NodeMetrics, type Operation } from './metrics.js';
 import { PeerLinks } from './peers.js';
@@ -149,6 +152,7 @@ class NodeRuntime implements RunningNode {
   private readonly held = new Set<Connection<ClientRequest, ClientReply>>();
   private writeBatch: { writeId: number; writes: readonly StoreWrite[] }[] = [];
   private readonly applying = new Set<Promise<void>>();
+  private readonly docValidator = new DocValidator();
   private ticker: NodeJS.Timeout | undefined;
   private tickOriginMs = 0;
   private ticksDone = 0;
@@ -294,6 +298,7 @@ class NodeRuntime implements RunningNode {
     if (this.ticker) clearInterval(this.ticker);
     this.peers.close();
     this.acceptor.close();
+    await this.docValidator.close();
     await new Promise<void>((resolve) => {
       if (!this.listening) return resolve();
       this.http.close(() => resolve());
@@ -364,7 +369,9 @@ class NodeRuntime implements RunningNode {
       const startedMs = performance.now();
       for (const request of requests) {
         open.set(request.id, { op: request.t, startedMs });
-        this.intake.push({ conn: id, request });
+        const update = docUpdateOf(request);
+        if (update === undefined) this.intake.push({ conn: id, request });
+        else this.validateDocUpdate(id, request, update);
       }
       if (this.intake.length - this.intakeNext > INTAKE_REQUESTS_MAX && !this.held.has(conn)) {
         this.held.add(conn);
@@ -380,6 +387,27 @@ class NodeRuntime implements RunningNode {
         this.logger.warn({ remote, code: reason.code, reason: reason.reason }, 'client connection closed for bad input');
       }
       this.step({ kind: 'client-closed', conn: id });
+    });
+  }
+
+  /**
+   * A Yjs update from a client is decoded in a worker with bounded memory and time before the
+   * request reaches the core (a few bytes can make Yjs's decoder spin: yjs issue 687); the
+   * core then merges only updates known to decode.
+   */
+  private validateDocUpdate(conn: number, request: ClientRequest, update: Uint8Array): void {
+    void this.docValidator.validate(update).then((result) => {
+      if (!this.clients.has(conn) || this.stopping) return;
+      if (result.ok) {
+        this.intake.push({ conn, request });
+        this.drainIntake();
+        return;
+      }
+      const error =
+        'busy' in result && result.busy === true
+          ? new OverloadedError('too many Yjs updates are waiting to be checked; retry later', { mayHaveLanded: false })
+          : new InvalidRequestError(`the Yjs update is malformed: ${result.reason}`, { field: 'op.update' });
+      this.sendReply(conn, errorReply(request.id, error));
     });
   }
 
@@ -487,4 +515,13 @@ class NodeRuntime implements RunningNode {
     this.applying.add(applying);
     void applying.finally(() => this.applying.delete(applying));
   }
+}
+
+/** The Yjs update a client request carries, if it is a doc update. */
+function docUpdateOf(request: ClientRequest): Uint8Array | undefined {
+  if (request.t !== 'upd' || request.type !== 'doc') return undefined;
+  const op = request.op;
+  if (typeof op !== 'object' || op === null) return undefined;
+  const update = (op as { update?: unknown }).update;
+  return update instanceof Uint8Array ? update : undefined;
 }

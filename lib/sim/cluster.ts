@@ -27,10 +27,10 @@
 
 import { DATA_LIMITS_DEFAULT } from '../base/limits.js';
 import { Prng } from '../base/prng.js';
-import type { AdminRequest, ClientReply, ClientRequest, DeleteRequest, GetRequest, MemberState, PutRequest } from '../codec/messages.js';
+import type { AdminRequest, ClientReply, ClientRequest, DeleteRequest, FetchRequest, GetRequest, MemberState, PutRequest, UpdateRequest } from '../codec/messages.js';
 
 /** A data request as a simulated client sends it; the cluster numbers it. */
-export type DataRequestWithoutId = Omit<PutRequest, 'id'> | Omit<GetRequest, 'id'> | Omit<DeleteRequest, 'id'>;
+export type DataRequestWithoutId = Omit<PutRequest, 'id'> | Omit<GetRequest, 'id'> | Omit<DeleteRequest, 'id'> | Omit<UpdateRequest, 'id'> | Omit<FetchRequest, 'id'>;
 import type { MemberView } from '../membership/membership.js';
 import { PROFILES, profileTicks, type Profile } from '../membership/profile.js';
 import { decodePeers, decodeUint, encodeUint, META_INCARNATION, META_METADATA, META_PEERS, NodeCore, type ReplicationStats } from '../node/core.js';

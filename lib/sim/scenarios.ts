@@ -19,6 +19,7 @@ import { check, checkCluster, failure, SimCheckError, SimFailure, type RunContex
 import { nodeAddress, SimCluster, type ClusterOptions, type LogOutput, type SimNode } from './cluster.js';
 import { FAULT_DEFAULTS } from './faults.js';
 import { runReplication, type ReplicationStory } from './replication.js';
+import { runTyped, type TypedStory } from './typed.js';
 import { round } from './stats.js';
 
 export type Measurements = Record<string, number | string | boolean>;
@@ -550,6 +551,33 @@ const replicationWipe = replicationScenario(
   { loadTicks: REPLICATION_LOAD_TICKS, workload: { route: 'primary' }, faults: { opening: 'wipe', kinds: FAULT_DEFAULTS.kinds } },
 );
 
+/** A typed-bucket story (typed.ts) as a scenario: 5 nodes, n=3, counters, sets and docs. */
+function typedScenario(name: string, summary: string, story: TypedStory): Scenario {
+  return {
+    name,
+    summary,
+    nodes: 5,
+    cluster: (nodes) => ({ seeds: (index) => otherSeeds(index, nodes) }),
+    run: (cluster, prng) => runTyped(cluster, prng, story),
+  };
+}
+
+const crdtCalm = typedScenario('crdt-calm', 'clients increment counters, add to and remove from sets and edit Yjs docs with no fault; every acknowledged update must count', {
+  loadTicks: 1500,
+  faults: { kinds: [], lossMin: 0, lossMax: 0, duplication: 0, delayTicksMax: 3 },
+});
+
+const crdtFaults = typedScenario(
+  'crdt',
+  'counters, sets and Yjs docs updated while nodes crash, pause and get cut off, with loss, duplicates and reordering; then every replica must hold the same state and every counter be exact',
+  { loadTicks: REPLICATION_LOAD_TICKS },
+);
+
+const crdtWipe = typedScenario('crdt-wipe', 'the crdt scenario opening with a node whose data is wiped (it restarts as a new storage epoch), then the usual faults', {
+  loadTicks: REPLICATION_LOAD_TICKS,
+  faults: { opening: 'wipe', kinds: FAULT_DEFAULTS.kinds },
+});
+
 export const SCENARIOS: ReadonlyMap<string, Scenario> = new Map(
   [
     converge,
@@ -571,6 +599,9 @@ export const SCENARIOS: ReadonlyMap<string, Scenario> = new Map(
     replicationFaults,
     replicationPrimaries,
     replicationWipe,
+    crdtCalm,
+    crdtFaults,
+    crdtWipe,
   ].map((s) => [s.name, s]),
 );
 

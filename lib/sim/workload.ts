@@ -260,7 +260,7 @@ export class Workload {
 }
 
 /** Refused before any replica was contacted: the node says so, or the request itself was wrong. */
-function definitelyNotApplied(reply: Extract<ClientReply, { t: 'err' }>): boolean {
+export function definitelyNotApplied(reply: Extract<ClientReply, { t: 'err' }>): boolean {
   const landed = reply.details.mayHaveLanded;
   if (landed === false) return true;
   return landed === undefined && (reply.code === 'INVALID_REQUEST' || reply.code === 'TOO_LARGE' || reply.code === 'OVERLOADED');

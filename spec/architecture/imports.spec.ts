@@ -18,7 +18,7 @@ const LIB = resolve(dirname(fileURLToPath(import.meta.url)), '../../lib');
 const CORE = new Set(['base', 'codec', 'clock', 'crdt', 'ring', 'merkle', 'membership', 'replication', 'handoff', 'antientropy', 'node']);
 const IO_PACKAGES = new Set(['ws', 'lmdb', 'pino', 'prom-client', 'commander', 'yaml']);
 /** Folders the SDK may import: pure code that touches neither storage nor the node. */
-const CLIENT_FOLDERS = new Set(['client', 'base', 'codec', 'ring']);
+const CLIENT_FOLDERS = new Set(['client', 'base', 'codec', 'ring', 'crdt']);
 /** Transport files the SDK may use: they touch only a socket, never storage. */
 const CLIENT_TRANSPORT = new Set(['transport/connection.ts', 'transport/dial.ts', 'transport/handshake-schemas.ts']);
 const FORBIDDEN_CALLS: readonly [RegExp, string][] = [
