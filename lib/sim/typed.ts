@@ -45,7 +45,21 @@ export interface TypedStory {
 
 type Kind = 'inc' | 'add' | 'remove' | 'edit' | 'fetch';
 
-interface TypedOperation {
+/** What the typed checker needs of an operation (the simulator's and the chaos run's alike). */
+export interface TypedRecord {
+  readonly index: number;
+  readonly kind: Kind;
+  readonly type: TypedBucketType;
+  readonly key: string;
+  readonly invokeTick: number;
+  /** An increment's amount. */
+  readonly amount: number;
+  /** Members added or removed, or the token an edit inserts. */
+  readonly items: readonly string[];
+  readonly outcome: Outcome;
+}
+
+interface TypedOperation extends TypedRecord {
   readonly index: number;
   readonly client: number;
   readonly kind: Kind;
@@ -135,7 +149,7 @@ export function runTyped(cluster: SimCluster, prng: Prng, story: TypedStory): St
   for (const [id, value] of finals) {
     if (first.has(id) && JSON.stringify(first.get(id)) !== JSON.stringify(value)) problems.push(`${id}: the two final r=all reads differ: ${JSON.stringify(first.get(id))} then ${JSON.stringify(value)}`);
   }
-  const verdict = checkValues(history, finals);
+  const verdict = checkTypedHistory(history, finals);
   problems.push(...verdict.problems);
   problems.push(...checkReplicas(cluster, keys, finals));
   if (problems.length > 0) throw new SimCheckError(problems.slice(0, 40));
@@ -248,7 +262,7 @@ function complete(client: Client, operation: TypedOperation, reply: ClientReply,
 }
 
 /** A key's id in the checks: its type and key. */
-function keyId(type: TypedBucketType, key: string): string {
+export function keyId(type: TypedBucketType, key: string): string {
   return `${type}/${key}`;
 }
 
@@ -279,10 +293,17 @@ function readAll(cluster: SimCluster, prng: Prng, keys: readonly string[], probl
   return values;
 }
 
-function checkValues(history: readonly TypedOperation[], finals: ReadonlyMap<string, unknown>): { problems: string[]; counterSlack: number } {
+/**
+ * The typed checker. `finals` holds each key's final value (by `keyId`; a doc as its sorted
+ * tokens): a counter must be at least its acknowledged increments and at most those plus the
+ * increments of unknown outcome; a set or doc must hold every acknowledged add or edit whose
+ * item no remove named, and nothing nobody wrote. Problems are one line each, `lost:` or
+ * `phantom:` first.
+ */
+export function checkTypedHistory(history: readonly TypedRecord[], finals: ReadonlyMap<string, unknown>): { problems: string[]; counterSlack: number } {
   const problems: string[] = [];
   let counterSlack = 0;
-  const byKey = new Map<string, TypedOperation[]>();
+  const byKey = new Map<string, TypedRecord[]>();
   for (const op of history) if (op.kind !== 'fetch') (byKey.get(keyId(op.type, op.key)) ?? byKey.set(keyId(op.type, op.key), []).get(keyId(op.type, op.key)))?.push(op);
   for (const [id, value] of finals) {
     const ops = byKey.get(id) ?? [];

@@ -19,15 +19,21 @@
  * 3. health: every node's process runs, answers /readyz, and sees every node up and alive,
  *    and no node exited on its own during the run;
  * 4. nemesis: every fault took effect: each partition was seen by the failure detectors and
- *    each restarted node served again, so a fault that did nothing cannot pass as tested.
+ *    each restarted node served again, so a fault that did nothing cannot pass as tested;
+ * 5. typed buckets (lib/sim/typed.ts's checker, over their own final `r=all` reads, twice):
+ *    each counter at least its acknowledged increments and at most those plus the increments
+ *    of unknown outcome; each set holding every acknowledged add no remove named, and nothing
+ *    nobody added; every primary holding the same clock and the same merged value.
  */
 
 import { decodeValue } from '../../lib/codec/cbor.js';
 import { connect, type Client } from '../../lib/client/index.js';
+import { typedValue, type TypedBucketType } from '../../lib/crdt/stored.js';
 import { checkRegisters, type RegisterReport } from '../../lib/sim/checkers.js';
+import { checkTypedHistory, keyId } from '../../lib/sim/typed.js';
 import { poll, sleep, type ChaosCluster, type NodeStatus } from './cluster.js';
 import type { Episode } from './nemesis.js';
-import { BUCKET, type ChaosOperation } from './workload.js';
+import { BUCKET, TYPED_BUCKETS, TYPED_KEYS, type ChaosOperation, type ChaosTypedOperation } from './workload.js';
 
 export interface CheckResult {
   readonly name: string;
@@ -291,6 +297,89 @@ export function nemesisResult(episodes: readonly Episode[], skipped: readonly st
     examples: problems.slice(0, EXAMPLES_MAX),
     counts: { faults: episodes.length, partitions: partitions.length, partitionsVerified: partitions.filter((e) => e.verified === true).length },
   };
+}
+
+/**
+ * Check 5: the typed buckets. Every typed key is read at `r=all` twice (the first round
+ * repairs); the second round is judged by the typed checker, and every primary's own copy,
+ * merged as a read merges it, must equal it under one clock.
+ */
+export async function checkTyped(db: Client, history: readonly ChaosTypedOperation[]): Promise<CheckResult> {
+  const unreadable: string[] = [];
+  const round = async (): Promise<Map<string, unknown>> => {
+    const values = new Map<string, unknown>();
+    const keys = TYPED_BUCKETS.flatMap(({ bucket, type }) => TYPED_KEYS.map((key) => ({ bucket, type, key })));
+    await inParallel(keys, FINAL_READ_PARALLEL, async ({ bucket, type, key }) => {
+      let last = '';
+      for (let attempt = 1; attempt <= FINAL_READ_ATTEMPTS; attempt++) {
+        try {
+          values.set(keyId(type, key), (await db.fetch(bucket, key, type, { r: 'all', timeoutMs: FINAL_READ_TIMEOUT_MS })).value);
+          return;
+        } catch (error) {
+          const e = error as { code?: string; message?: string };
+          last = `${e.code ?? 'ERROR'}: ${e.message ?? String(error)}`;
+          await sleep(500 * attempt);
+        }
+      }
+      unreadable.push(`${bucket}/${key}: no final r=all read succeeded (${last})`);
+    });
+    return values;
+  };
+  const first = await round();
+  await sleep(500);
+  const finals = await round();
+  const problems: string[] = [...new Set(unreadable)];
+  for (const [id, value] of finals) {
+    if (first.has(id) && JSON.stringify(first.get(id)) !== JSON.stringify(value)) problems.push(`${id}: the two final r=all reads differ: ${JSON.stringify(first.get(id))} then ${JSON.stringify(value)}`);
+  }
+  const verdict = checkTypedHistory(history, finals);
+  problems.push(...verdict.problems);
+  for (const { bucket, type } of TYPED_BUCKETS) {
+    for (const key of TYPED_KEYS) {
+      const id = keyId(type, key);
+      if (!finals.has(id)) continue;
+      problems.push(...(await typedReplicaProblems(db, bucket, type, key, JSON.stringify(finals.get(id)))));
+    }
+  }
+  const count = (kind: ChaosTypedOperation['kind'], outcome?: string): number => history.filter((op) => op.kind === kind && (outcome === undefined || op.outcome === outcome)).length;
+  const counters = TYPED_KEYS.map((key) => `${key} ${JSON.stringify(finals.get(keyId('counter', key)))}`).join(', ');
+  return {
+    name: 'typed',
+    passed: problems.length === 0,
+    summary:
+      `${count('inc', 'ok')} acknowledged increments (${count('inc', 'unknown')} unknown), ${count('add', 'ok')} adds, ${count('remove', 'ok')} removes, ${count('fetch', 'ok')} reads; ` +
+      `counters ${counters}, ${verdict.counterSlack} above the acknowledged sum; ${problems.length} problems`,
+    examples: problems.slice(0, EXAMPLES_MAX),
+    counts: {
+      increments: count('inc', 'ok'),
+      incrementsUnknown: count('inc', 'unknown'),
+      adds: count('add', 'ok'),
+      removes: count('remove', 'ok'),
+      reads: count('fetch', 'ok'),
+      counterSlack: verdict.counterSlack,
+      problems: problems.length,
+    },
+  };
+}
+
+/** Every primary of a typed key holds `expected` (as JSON) under one clock, and no node keeps a hint for it. */
+async function typedReplicaProblems(db: Client, bucket: string, type: TypedBucketType, key: string, expected: string): Promise<string[]> {
+  const problems: string[] = [];
+  try {
+    const where = (await db.admin('whereis', { bucket, key })) as { primaries: string[] };
+    const copies = await Promise.all(where.primaries.map(async (node) => ({ node, copy: (await db.admin('inspect', { bucket, key, node })) as Inspection })));
+    for (const { node, copy } of copies) {
+      const held = typedValue(type, copy.values, undefined);
+      const text = held.ok ? JSON.stringify(held.value) : `unreadable (${held.reason})`;
+      if (text !== expected) problems.push(`${bucket}/${key}: primary ${node} holds ${text}, the final read ${expected}`);
+      if ((copy.hints ?? []).length > 0) problems.push(`${bucket}/${key}: ${node} still keeps hints for ${(copy.hints ?? []).map((h) => h.target).join(', ')}`);
+    }
+    const clocks = new Set(copies.map(({ copy }) => clockText(copy.clock)));
+    if (clocks.size > 1) problems.push(`${bucket}/${key}: the primaries hold different clocks: ${copies.map(({ node, copy }) => `${node} ${clockText(copy.clock)}`).join(', ')}`);
+  } catch (error) {
+    problems.push(`${bucket}/${key}: inspecting the replicas failed: ${String(error)}`);
+  }
+  return problems;
 }
 
 function decodeValues(values: readonly Uint8Array[]): string[] {

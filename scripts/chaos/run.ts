@@ -16,6 +16,7 @@ import type { Client } from '../../lib/client/index.js';
 import {
   checkHistory,
   compareReplicas,
+  checkTyped,
   finalReads,
   healthResult,
   nemesisResult,
@@ -31,7 +32,7 @@ import { Nemesis, planSchedule } from './nemesis.js';
 import { replayCommand, type ChaosOptions, type FaultKind } from './options.js';
 import { availability, countOperations, latency, summaryText, writeReport, type Verdict } from './report.js';
 import { timelineSvg } from './timeline.js';
-import { Workload, WORKLOAD_DEFAULTS } from './workload.js';
+import { Workload, WORKLOAD_DEFAULTS, writeTypedHistory } from './workload.js';
 
 /** How long the freshly started cluster has to agree that every node is alive. */
 const FORM_TIMEOUT_MS = 30_000;
@@ -105,6 +106,7 @@ export class ChaosRun {
       replicaResult(reads, after, before),
       await healthResult(cluster, convergence),
       nemesisResult(nemesis.episodes, this.skipped),
+      await checkTyped(this.checker, workload.typedHistory),
     ];
     return this.report(checks, undefined);
   }
@@ -139,6 +141,7 @@ export class ChaosRun {
       const title = `chorus chaos: seed ${this.options.seed}, ${this.options.nodes} nodes, faults ${this.options.faults.join(',') || 'none'}: ${verdict.passed ? 'PASS' : 'FAIL'}`;
       try {
         writeReport(this.options.reportDir, verdict, history, () => timelineSvg(history, episodes, loadMs, title));
+        writeTypedHistory(this.options.reportDir, this.workload?.typedHistory ?? []);
       } catch (error) {
         this.say(`writing the report to ${this.options.reportDir} failed: ${String(error)}`);
       }

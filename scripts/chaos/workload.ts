@@ -8,7 +8,11 @@
  *   the context of the client's last read of the key (or of its last put, when the reply had
  *   one), some without any;
  * - gets at `r` = quorum, one or all;
- * - deletes, most with a context.
+ * - deletes, most with a context;
+ * - on typed buckets (a quarter of the operations): counter increments by 1 to 5, each with its
+ *   own operation id, adds of set members nobody else adds, removes of members the client saw
+ *   in its last read of the set, and reads of both at `r` = quorum or one. These go to a
+ *   history of their own, in the shape of the simulator's typed checker (lib/sim/typed.ts).
  *
  * Every operation is recorded before it is sent and when its answer comes, in the `Operation`
  * shape of the simulator's workload (lib/sim/workload.ts), with milliseconds since the start
@@ -18,15 +22,44 @@
  * (a timeout, a lost connection, a quorum missed after sending).
  */
 
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Prng } from '../../lib/base/prng.js';
 import { decodeContext } from '../../lib/clock/context.js';
 import { connect, type Client, type Context } from '../../lib/client/index.js';
 import { contextFromString } from '../../lib/client/context.js';
 import type { Level } from '../../lib/codec/messages.js';
+import type { TypedRecord } from '../../lib/sim/typed.js';
 import type { Operation } from '../../lib/sim/workload.js';
 import { sleep } from './cluster.js';
 
 export const BUCKET = 'chaos';
+
+/** The typed buckets, their types, and the keys of each. */
+export const TYPED_BUCKETS = [
+  { bucket: 'chaos-counters', type: 'counter' },
+  { bucket: 'chaos-sets', type: 'set' },
+] as const;
+export const TYPED_KEYS: readonly string[] = ['t0', 't1', 't2', 't3'];
+/** Share of operations on typed buckets, and of those, the share that are reads. */
+const TYPED_SHARE = 0.25;
+const TYPED_READ_SHARE = 0.25;
+const SET_REMOVE_CHANCE = 0.2;
+
+/** One typed operation, as the typed checker reads it, plus what the report shows. */
+export interface ChaosTypedOperation extends TypedRecord {
+  readonly client: number;
+  readonly node: string;
+  readonly bucket: string;
+  readonly level: Level;
+  outcome: TypedRecord['outcome'];
+  completeTick: number | undefined;
+  latencyMs: number | undefined;
+  code: string | undefined;
+  message: string | undefined;
+  /** What a read returned. */
+  value: unknown;
+}
 
 export interface WorkloadOptions {
   readonly clients: number;
@@ -73,10 +106,13 @@ interface ClientState {
   written: number;
   /** Per key, the operation whose reply context the client writes with next, and that context. */
   readonly contexts: Map<string, { readonly from: number; readonly context: Context }>;
+  /** Per set key, the members of the client's last read of it. */
+  readonly seen: Map<string, readonly string[]>;
 }
 
 export class Workload {
   readonly history: ChaosOperation[] = [];
+  readonly typedHistory: ChaosTypedOperation[] = [];
   readonly keys: readonly string[];
   private readonly options: WorkloadOptions;
   private readonly clients: ClientState[] = [];
@@ -95,8 +131,11 @@ export class Workload {
     for (let id = 0; id < this.options.clients; id++) {
       const node = nodes[id % nodes.length] as { id: string; address: string };
       const db = await connect({ nodes: [node.address], timeoutMs: this.options.requestTimeoutMs, pingIntervalMs: 1000, topologyRefreshMs: 1000 });
-      this.clients.push({ id, node: node.id, db, prng: prng.fork(`client-${id}`), written: 0, contexts: new Map() });
+      this.clients.push({ id, node: node.id, db, prng: prng.fork(`client-${id}`), written: 0, contexts: new Map(), seen: new Map() });
     }
+    // The typed buckets' types, set once through the first client; every node learns them by gossip.
+    const first = this.clients[0];
+    if (first !== undefined) for (const { bucket, type } of TYPED_BUCKETS) await first.db.admin('bucket-set', { bucket, props: { type } });
   }
 
   start(): void {
@@ -122,6 +161,7 @@ export class Workload {
   }
 
   private async operate(client: ClientState): Promise<void> {
+    if (client.prng.chance(TYPED_SHARE)) return this.operateTyped(client);
     const { prng } = client;
     const key = prng.pick(this.keys);
     const roll = prng.next();
@@ -189,6 +229,71 @@ export class Workload {
     op.completeTick = this.now();
     op.latencyMs = op.completeTick - op.invokeTick;
   }
+
+  private async operateTyped(client: ClientState): Promise<void> {
+    const { prng } = client;
+    const { bucket, type } = prng.pick(TYPED_BUCKETS);
+    const key = prng.pick(TYPED_KEYS);
+    const timeoutMs = this.options.requestTimeoutMs;
+    const read = prng.chance(TYPED_READ_SHARE);
+    const level = read ? (prng.chance(0.7) ? 'quorum' : 'one') : weighted(prng, WRITE_LEVELS);
+    const seen = client.seen.get(key) ?? [];
+    const name = (): string => `c${client.id}.${++client.written}`;
+    let kind: ChaosTypedOperation['kind'] = 'fetch';
+    let amount = 0;
+    let items: string[] = [];
+    if (!read && type === 'counter') {
+      kind = 'inc';
+      amount = 1 + prng.int(5);
+    } else if (!read && seen.length > 0 && prng.chance(SET_REMOVE_CHANCE)) {
+      kind = 'remove';
+      items = [prng.pick(seen)];
+    } else if (!read) {
+      kind = 'add';
+      items = [name()];
+    }
+    const op: ChaosTypedOperation = {
+      index: this.typedHistory.length,
+      client: client.id,
+      node: client.node,
+      kind,
+      type,
+      bucket,
+      key,
+      level,
+      invokeTick: this.now(),
+      amount,
+      items,
+      outcome: 'pending',
+      completeTick: undefined,
+      latencyMs: undefined,
+      code: undefined,
+      message: undefined,
+      value: undefined,
+    };
+    this.typedHistory.push(op);
+    try {
+      if (kind === 'fetch') {
+        const result = await client.db.fetch(bucket, key, type, { r: level, timeoutMs });
+        op.value = result.value;
+        if (type === 'set') client.seen.set(key, result.value as string[]);
+      } else if (kind === 'inc') {
+        await client.db.counter(bucket, key).increment(amount, { w: level, timeoutMs });
+      } else if (kind === 'add') {
+        await client.db.set(bucket, key).addAll(items, { w: level, timeoutMs });
+      } else {
+        await client.db.set(bucket, key).removeAll(items, { w: level, timeoutMs });
+      }
+      op.outcome = 'ok';
+    } catch (error) {
+      const failure = classify(error);
+      op.outcome = failure.outcome;
+      op.code = failure.code;
+      op.message = failure.message;
+    }
+    op.completeTick = this.now();
+    op.latencyMs = op.completeTick - op.invokeTick;
+  }
 }
 
 function weighted(prng: Prng, choices: readonly { level: Level; weight: number }[]): Level {
@@ -219,4 +324,30 @@ export function classify(error: unknown): { outcome: 'fail' | 'unknown'; code: s
   if (landed === false) return { outcome: 'fail', code, message };
   if (landed === undefined && REFUSED_CODES.has(code)) return { outcome: 'fail', code, message };
   return { outcome: 'unknown', code, message };
+}
+
+/** The typed operations as JSON lines (`typed-history.jsonl` in the report): times in ms since the start of the load. */
+export function writeTypedHistory(dir: string, history: readonly ChaosTypedOperation[]): void {
+  const round = (ms: number | undefined): number | undefined => (ms === undefined ? undefined : Math.round(ms * 10) / 10);
+  const lines = history.map((op) =>
+    JSON.stringify({
+      index: op.index,
+      client: op.client,
+      node: op.node,
+      kind: op.kind,
+      bucket: op.bucket,
+      key: op.key,
+      level: op.level,
+      amount: op.kind === 'inc' ? op.amount : undefined,
+      items: op.items.length > 0 ? op.items : undefined,
+      value: op.value,
+      invokeMs: round(op.invokeTick),
+      completeMs: round(op.completeTick),
+      latencyMs: round(op.latencyMs),
+      outcome: op.outcome,
+      code: op.code,
+      message: op.message,
+    }),
+  );
+  writeFileSync(join(dir, 'typed-history.jsonl'), lines.length === 0 ? '' : `${lines.join('\n')}\n`);
 }
