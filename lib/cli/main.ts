@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { bucketList, bucketProps, bucketSet, inspect, leave, ring, runAdmin, status, whereis } from './admin-commands.js';
 import { addDataOptions, runDataCommand } from './data-commands.js';
+import { runChaos } from './chaos-command.js';
 import { runStart } from './start.js';
 import { runCounter, runDoc, runSet } from './typed-commands.js';
 
@@ -123,6 +124,17 @@ export function buildProgram(): Command {
     .option('--field <name>', 'the Y.Text to append to', 'text')
     .action(async (bucket: string, key: string, text: string, options) => {
       process.exitCode = await runDoc('append', { bucket, key, text }, options);
+    });
+
+  program
+    .command('chaos')
+    .description('run real nodes under faults and check nothing acknowledged was lost (from a source checkout; chorus chaos --help for options)')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument('[options...]')
+    .action(async (args: string[]) => {
+      process.exitCode = await runChaos(args);
     });
 
   const bucket = program.command('bucket').description('bucket properties in cluster metadata');
