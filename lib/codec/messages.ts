@@ -316,9 +316,13 @@ const rid = sequence;
 export const rputSchema = z.strictObject({ t: z.literal('rput'), from: nodeId, rid, b: bucketField, k: keyField, obj: storedObject, hint: nodeId.optional() });
 export const rputOkSchema = z.strictObject({ t: z.literal('rput-ok'), from: nodeId, rid });
 /** Read (b, k) as the receiver holds it durably; with `hint`, the hint it holds for that node. */
-export const rgetSchema = z.strictObject({ t: z.literal('rget'), from: nodeId, rid, b: bucketField, k: keyField, hint: nodeId.optional() });
+/** With `dg`, the answer is only the copy's digest (`rget-ok` `dg`): the asker holds a copy to compare. */
+export const rgetSchema = z.strictObject({ t: z.literal('rget'), from: nodeId, rid, b: bucketField, k: keyField, hint: nodeId.optional(), dg: z.literal(true).optional() });
+
+/** What a copy holds, without its values: per actor, the counter and the number of live siblings. */
+const objectDigestField = z.array(z.tuple([z.string().max(256), z.number().int().min(0), z.number().int().min(0)])).max(4096);
 /** `obj` absent: the replica holds nothing for the key. */
-export const rgetOkSchema = z.strictObject({ t: z.literal('rget-ok'), from: nodeId, rid, obj: storedObject.optional() });
+export const rgetOkSchema = z.strictObject({ t: z.literal('rget-ok'), from: nodeId, rid, obj: storedObject.optional(), dg: objectDigestField.optional() });
 /** A replica could not do what was asked (storage failed, a budget is spent): it counts as a failed replica. */
 export const rerrSchema = z.strictObject({ t: z.literal('rerr'), from: nodeId, rid, code: z.enum(ERROR_CODES), msg: z.string().max(4096) });
 /** A client request passed to a node that can coordinate it (a replica of the key); answered by `fwd-reply`. */

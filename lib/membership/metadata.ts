@@ -31,11 +31,16 @@ export interface BucketProps {
 export class ClusterMetadata {
   private readonly doc = new Y.Doc({ gc: true });
   private readonly props: Y.Map<unknown>;
+  /** The bucket table as `listBuckets` builds it, until the next change: every request reads it. */
+  private buckets: Readonly<Record<string, BucketProps>> | undefined;
 
   constructor(prng: Prng, persisted?: Uint8Array) {
     // Yjs picks a random client id; the core's randomness must come from its seeded PRNG.
     this.doc.clientID = prng.nextUint32();
     this.props = this.doc.getMap('bucket-props');
+    this.props.observe(() => {
+      this.buckets = undefined;
+    });
     if (persisted !== undefined && persisted.byteLength > 0) this.apply(persisted);
   }
 
@@ -78,14 +83,16 @@ export class ClusterMetadata {
     return this.listBuckets()[name];
   }
 
-  listBuckets(): Record<string, BucketProps> {
+  listBuckets(): Readonly<Record<string, BucketProps>> {
+    if (this.buckets !== undefined) return this.buckets;
     const out: Record<string, Record<string, unknown>> = {};
     for (const key of [...this.props.keys()].sort()) {
       const split = key.indexOf('\u0000');
       const bucket = key.slice(0, split);
       (out[bucket] ??= {})[key.slice(split + 1)] = this.props.get(key);
     }
-    return out as Record<string, BucketProps>;
+    this.buckets = out as Record<string, BucketProps>;
+    return this.buckets;
   }
 }
 

@@ -38,7 +38,7 @@ import type { ClientReply, DeleteRequest, FetchRequest, GetRequest, Level, Level
 import { applyTyped, checkTypedOp, isTypedType, typedValue, type TypedBucketType } from '../crdt/stored.js';
 import { HintBook, objectBytes } from '../handoff/hints.js';
 import { checkLevel, resolveLevel, type LevelName } from '../replication/levels.js';
-import { applyPut, checkObject, deleteContext, liveValues } from '../replication/replica.js';
+import { applyPut, checkObject, deleteContext, liveValues, objectDigestOf, sameDigest, type ObjectDigest } from '../replication/replica.js';
 import { quorumShortfall, Tally, type QuorumSpec, type ReplicaTarget } from '../replication/tally.js';
 import { chooseTargets } from '../replication/targets.js';
 import type { ConnId, NodeOutput } from './io.js';
@@ -140,6 +140,11 @@ interface OpenRead extends Open {
   merged: KvObject | undefined;
   /** What each target that answered holds (undefined: nothing). */
   readonly answers: Map<string, KvObject | undefined>;
+  /**
+   * This node's own copy, once read: the other replicas are then asked only for a digest of
+   * theirs, and for the copy itself only when it differs.
+   */
+  local: { readonly object: KvObject | undefined; readonly digest: ObjectDigest } | undefined;
   /** A typed read: the bucket's type, and the state vector of a `doc` reader that wants only what it lacks. */
   readonly typed: { readonly type: TypedBucketType; readonly sv: Uint8Array | undefined } | undefined;
 }
@@ -552,6 +557,7 @@ export class Coordinator {
       replied: false,
       merged: undefined,
       answers: new Map(),
+      local: undefined,
       typed,
       asked: 0,
       wanted: 0,
@@ -578,9 +584,27 @@ export class Coordinator {
         if (!this.requests.has(number)) return;
         continue;
       }
-      const rid = this.track(number, target.node);
-      this.send(target.node, { t: 'rget', from: this.init.nodeId, rid, b: read.bucket, k: read.key, ...(target.hintFor === undefined ? {} : { hint: target.hintFor }) }, out);
+      this.askReplica(number, read, target, read.local !== undefined, out);
     }
+  }
+
+  /** Sends `rget` to one target; with `digest`, asks only for the digest of its copy. */
+  private askReplica(number: number, read: OpenRead, target: ReplicaTarget, digest: boolean, out: NodeOutput[]): void {
+    const rid = this.track(number, target.node);
+    const message = { t: 'rget', from: this.init.nodeId, rid, b: read.bucket, k: read.key } as const;
+    this.send(target.node, { ...message, ...(target.hintFor === undefined ? {} : { hint: target.hintFor }), ...(digest ? { dg: true as const } : {}) }, out);
+  }
+
+  /**
+   * A replica's digest: the same as this node's copy counts as an answer holding that copy;
+   * a different one asks that replica again for its copy itself.
+   */
+  private onDigest(number: number, read: OpenRead, from: string, digest: ObjectDigest, out: NodeOutput[]): void {
+    const local = read.local;
+    if (local !== undefined && sameDigest(local.digest, digest)) return this.onReadAnswer(number, from, { ok: true, object: local.object }, out);
+    const target = read.targets.find((t) => t.node === from);
+    if (target === undefined) return this.onReadAnswer(number, from, { ok: false }, out);
+    this.askReplica(number, read, target, false, out);
   }
 
   private readLocal(number: number, read: OpenRead, target: ReplicaTarget, out: NodeOutput[]): void {
@@ -591,6 +615,7 @@ export class Coordinator {
       out.push({ kind: 'log', level: 'error', msg: 'local read failed', fields: { bucket: read.bucket, key: read.key, reason: String(error) } });
       return this.onReadAnswer(number, this.init.nodeId, { ok: false }, out);
     }
+    if (target.hintFor === undefined) read.local = { object, digest: objectDigestOf(object) };
     this.onReadAnswer(number, this.init.nodeId, { ok: true, object }, out);
   }
 
@@ -708,6 +733,10 @@ export class Coordinator {
         this.onWriteAnswer(tracked.request, from, true, out);
         return true;
       case 'rget-ok': {
+        if (message.dg !== undefined) {
+          if (request.kind === 'read') this.onDigest(tracked.request, request, from, message.dg, out);
+          return true;
+        }
         const object = message.obj === undefined ? undefined : checkObject(message.obj);
         if (object === 'invalid') {
           out.push({ kind: 'log', level: 'warn', msg: 'replica answered a malformed object', fields: { from, bucket: request.kind === 'forward' ? '' : request.bucket } });

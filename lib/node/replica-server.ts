@@ -6,7 +6,8 @@
  *   key never goes back) and answers once that is durable. With `hint`, the node is a
  *   fallback for that primary: it merges into the hint it keeps for it instead, within the
  *   hint budget, and counts it.
- * - `rget` answers with the durable copy (or the hint kept for `hint`).
+ * - `rget` answers with the durable copy (or the hint kept for `hint`), or with `dg` only its
+ *   digest.
  * - `handoff` merges a batch of hints meant for this node into its own data and answers
  *   once all of it is durable; the sender then deletes those hints.
  * - `reap` drops a tombstone every primary held through its grace period, if the local copy
@@ -22,7 +23,7 @@ import { dvvDescends, equalDvv, sync } from '../clock/dvv.js';
 import type { KvObject, Sibling } from '../clock/object.js';
 import type { Handoff, HandoffOk, PeerMessage, Reap, Rget, Rput } from '../codec/messages.js';
 import { HintBook, objectBytes } from '../handoff/hints.js';
-import { checkObject } from '../replication/replica.js';
+import { checkObject, objectDigestOf } from '../replication/replica.js';
 import type { NodeOutput } from './io.js';
 import type { LocalReplica, Slot } from './local-replica.js';
 import type { Placement } from './placement.js';
@@ -130,6 +131,7 @@ export class ReplicaServer {
     } catch (error) {
       return this.refuse(from, message.rid, 'STORAGE', `local read failed: ${String(error)}`, out);
     }
+    if (message.dg === true) return this.send(from, { t: 'rget-ok', from: this.nodeId, rid: message.rid, dg: objectDigestOf(object) }, out);
     this.send(from, object === undefined ? { t: 'rget-ok', from: this.nodeId, rid: message.rid } : { t: 'rget-ok', from: this.nodeId, rid: message.rid, obj: object }, out);
   }
 
