@@ -1,15 +1,16 @@
 /**
  * `npm run chaos`: real Chorus nodes under load while a seeded nemesis kills, pauses,
- * partitions and wipes them; then heal, converge, and check that nothing acknowledged was
- * lost (issue 7; TESTING.md lists the faults and the checkers).
+ * partitions, wipes and skews the wall clocks of them; then heal, converge, and check that
+ * nothing acknowledged was lost (issue 7; TESTING.md lists the faults and the checkers).
  *
- *   npm run chaos -- [--nodes 5] [--duration 60] [--faults kill,pause,partition,wipe]
+ *   npm run chaos -- [--nodes 5] [--duration 60] [--faults kill,pause,partition,wipe,skew]
  *                    [--seed N] [--clients 4] [--report DIR]        (--help for every option)
  *
  * With partitions enabled and root, the script re-executes itself inside private network
  * and PID namespaces (scripts/chaos/netns.ts), so its firewall rules never touch the host and
  * no node can outlive it; without root, iptables or unshare, partitions are skipped with a
- * message and the other faults still run.
+ * message and the other faults still run. Clock skew needs libfaketime (Debian `faketime`),
+ * and is skipped the same way without it.
  *
  * It prints a summary, writes a report directory (history.jsonl, faults.json, verdict.json,
  * timeline.svg, logs/), and exits 0 when every check passed, 1 when one failed (or the run

@@ -163,6 +163,7 @@ function isRead(op: Op | undefined): boolean {
 interface Pending {
   readonly op: Op;
   readonly request: Mutable<ClientRequest>;
+  /** On the monotonic clock (`performance.now()`), as is `expiresAt`: a step of the wall clock must not expire or prolong a request. */
   readonly deadline: number;
   /** When the SDK stops waiting for the node's own TIMEOUT reply. */
   readonly expiresAt: number;
@@ -443,7 +444,7 @@ export class Client {
     request.id = id;
     const timeoutMs = request.timeout ?? this.timeoutMs;
     return new Promise<ClientReply>((resolve, reject) => {
-      const now = Date.now();
+      const now = performance.now();
       const pending: Pending = {
         op: request.t,
         request,
@@ -475,7 +476,7 @@ export class Client {
 
   /** Fails requests whose node never answered, not even with its own TIMEOUT. */
   private sweep(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const [id, pending] of this.pending) {
       if (now < pending.expiresAt) continue;
       this.fail(id, new TimeoutError(`${pending.op} got no reply within ${pending.timeoutMs} ms`, { mayHaveLanded: !isRead(pending.op) }));
@@ -486,7 +487,8 @@ export class Client {
   private dispatch(pending: Pending, exclude?: Link): boolean {
     const link = pending.node === undefined ? this.route(pending.request, exclude) : this.linkTo(pending.node, exclude);
     if (link === undefined) return false;
-    if (pending.sent) pending.request.timeout = Math.max(1, Math.min(pending.timeoutMs, pending.deadline - Date.now()));
+    // Whole milliseconds: the wire's timeout is an integer, and the monotonic clock is not.
+    if (pending.sent) pending.request.timeout = Math.max(1, Math.floor(Math.min(pending.timeoutMs, pending.deadline - performance.now())));
     if (!link.send(pending.request)) return false;
     pending.link = link;
     pending.sent = true;
@@ -578,7 +580,7 @@ export class Client {
       reply.details['retry'] === true &&
       !pending.retried &&
       pending.op !== 'admin' &&
-      Date.now() < pending.deadline
+      performance.now() < pending.deadline
     );
   }
 
@@ -593,7 +595,7 @@ export class Client {
       // A read is safe to repeat; a write the node never received is too (an update that may have
       // landed is not: its id is deduplicated only by the replica that applied it). Admin requests act on one node.
       const resend = isRead(pending.op) || (!mayHaveSent && pending.op !== 'admin');
-      if (resend && Date.now() < pending.deadline && this.dispatch(pending, link)) continue;
+      if (resend && performance.now() < pending.deadline && this.dispatch(pending, link)) continue;
       this.fail(id, new ClosedError(`connection to ${link.address} lost`, { node: link.address, mayHaveLanded: !isRead(pending.op) && mayHaveSent }));
     }
     if (this.links.get(link.address) === link) this.scheduleTopology(TOPOLOGY_LINK_DOWN_DELAY_MS);
@@ -608,7 +610,7 @@ export class Client {
   /** Asks for the topology after `delayMs`, unless a request is already due sooner. */
   private scheduleTopology(delayMs: number): void {
     if (this.closed) return;
-    const dueAt = Date.now() + delayMs;
+    const dueAt = performance.now() + delayMs;
     if (this.topologyTimer !== undefined && this.topologyDueAt <= dueAt) return;
     clearTimeout(this.topologyTimer);
     this.topologyDueAt = dueAt;

@@ -159,7 +159,7 @@ class NodeRuntime implements RunningNode {
   private listening = false;
   private stopping = false;
   private storeFailure: string | undefined;
-  private readonly startedMs = Date.now();
+  private readonly startedMs = performance.now();
   address = '';
 
   constructor(config: ChorusConfig, store: Store, identity: Identity, incarnation: number, logger: Logger) {
@@ -337,7 +337,7 @@ class NodeRuntime implements RunningNode {
       cluster: this.config.cluster.name,
       zone: this.config.node.zone,
       ready: this.readiness().ready,
-      uptimeSeconds: Math.round((Date.now() - this.startedMs) / 1000),
+      uptimeSeconds: Math.round((performance.now() - this.startedMs) / 1000),
       storage: { engine: this.store.engine, durability: this.config.storage.durability, keys: this.store.count() },
       requestsInflight: this.core.inflight,
       clientConnections: this.clients.size,

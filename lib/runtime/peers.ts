@@ -55,6 +55,7 @@ interface Dialing {
 }
 
 interface Backoff {
+  /** On the monotonic clock (`performance.now()`): a step of the wall clock must not stretch or cut a backoff. */
   untilMs: number;
   delayMs: number;
 }
@@ -97,7 +98,7 @@ export class PeerLinks {
       return;
     }
     const backoff = this.backoff.get(to.addr);
-    if (backoff && Date.now() < backoff.untilMs) return this.events.onDropped(to.node, [message]);
+    if (backoff && performance.now() < backoff.untilMs) return this.events.onDropped(to.node, [message]);
     this.dial(to, [message]);
   }
 
@@ -157,7 +158,7 @@ export class PeerLinks {
         }
         const previous = this.backoff.get(to.addr);
         const delayMs = previous ? Math.min(this.options.reconnectDelayMsMax, previous.delayMs * 2) : this.options.reconnectDelayMs;
-        this.backoff.set(to.addr, { untilMs: Date.now() + delayMs, delayMs });
+        this.backoff.set(to.addr, { untilMs: performance.now() + delayMs, delayMs });
         this.events.onDropped(to.node, pending.queue);
         this.options.logger.debug({ addr: to.addr, node: to.node, reason }, 'peer unreachable');
         this.events.onUnreachable(to.node, to.addr, 'unreachable');

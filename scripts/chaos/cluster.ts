@@ -1,6 +1,6 @@
 /**
  * The chaos run's nodes: real `chorus start` processes, one per loopback address, that the
- * nemesis kills, pauses, wipes and restarts.
+ * nemesis kills, pauses, wipes, restarts and runs with a skewed wall clock.
  *
  * Node i is `n<i>` on 127.0.0.i with a data directory of its own under the run's temporary
  * directory, seeded with every other node, and with the `local` membership profile (failure
@@ -13,7 +13,8 @@
 import { createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
-import { CLI, cleanEnv, freePort, signalGroup, spawnNode, waitReady, type Child, type Exit } from '../bench/children.js';
+import { CLI, cleanEnv, freePort, signalGroup, spawnNode, stop, waitReady, type Child, type Exit } from '../bench/children.js';
+import { skewEnv } from './skew.js';
 
 /** How long a (re)started node has to answer /readyz. */
 export const READY_TIMEOUT_MS = 30_000;
@@ -32,6 +33,8 @@ export interface MemberRow {
 /** The parts of `GET /status` the run reads. */
 export interface NodeStatus {
   readonly node: string;
+  /** The version-vector actor, `id/epoch`: a new epoch after a start that did not follow a clean stop. */
+  readonly actor?: string;
   readonly ready: boolean;
   readonly members: readonly MemberRow[];
   readonly replication: { readonly hintsPending: number; readonly readRepairs?: number; readonly hints?: readonly unknown[] };
@@ -49,6 +52,23 @@ export interface ChaosNode {
   starts: number;
   /** Exits nobody asked for (a crash, not a kill). */
   readonly unexpectedExits: string[];
+  /** The wall-clock offset (s) the running process was started with; undefined when it runs on the true clock. */
+  skewS: number | undefined;
+}
+
+/** A process started with its wall clock `offsetS` seconds off, through libfaketime at `library`. */
+export interface Skew {
+  readonly library: string;
+  readonly offsetS: number;
+}
+
+/** A node's wall clock against this process's, read from the `Date` header of its `/status`. */
+export interface ClockReading {
+  /** The node's clock minus ours, at the middle of the request. */
+  readonly skewMs: number;
+  /** How far `skewMs` may be off: half the request's time, plus the header's whole-second rounding. */
+  readonly uncertaintyMs: number;
+  readonly actor: string | undefined;
 }
 
 export interface ClusterOptions {
@@ -75,7 +95,7 @@ export class ChaosCluster {
     for (let i = 1; i <= this.options.nodes; i++) {
       const host = `127.0.0.${i}`;
       const port = await freePort(host);
-      this.nodes.push({ id: `n${i}`, host, port, address: `${host}:${port}`, dataDir: join(this.options.dataRoot, `n${i}`), state: 'killed', child: undefined, starts: 0, unexpectedExits: [] });
+      this.nodes.push({ id: `n${i}`, host, port, address: `${host}:${port}`, dataDir: join(this.options.dataRoot, `n${i}`), state: 'killed', child: undefined, starts: 0, unexpectedExits: [], skewS: undefined });
     }
   }
 
@@ -91,8 +111,11 @@ export class ChaosCluster {
     await Promise.all(this.nodes.map((node) => this.waitReady(node)));
   }
 
-  /** Starts the node's process on its data directory (empty or not); nothing once `stopAll` began. */
-  spawn(node: ChaosNode): void {
+  /**
+   * Starts the node's process on its data directory (empty or not), with its wall clock off by
+   * `skew` when given; nothing once `stopAll` began.
+   */
+  spawn(node: ChaosNode, skew?: Skew): void {
     if (this.closing) return;
     if (node.state !== 'killed') throw new Error(`${node.id} is already running`);
     const seeds = this.nodes.filter((other) => other !== node).map((other) => other.address);
@@ -100,10 +123,12 @@ export class ChaosCluster {
     const env = cleanEnv({
       CHORUS_MEMBERSHIP_PROFILE: 'local',
       ...(this.options.testFault === undefined ? {} : { CHORUS_TEST_FAULT: this.options.testFault }),
+      ...(skew === undefined ? {} : skewEnv(skew.library, skew.offsetS)),
     });
     const log = this.log(node.id);
     node.starts++;
-    log.write(`${JSON.stringify({ chaos: 'start', node: node.id, start: node.starts, time: new Date().toISOString() })}\n`);
+    node.skewS = skew?.offsetS;
+    log.write(`${JSON.stringify({ chaos: 'start', node: node.id, start: node.starts, time: new Date().toISOString(), ...(skew === undefined ? {} : { faketime: env.FAKETIME }) })}\n`);
     const child = spawnNode(node.id, args, { env, onLine: (line) => log.write(`${line}\n`) });
     node.child = child;
     node.state = 'running';
@@ -133,6 +158,20 @@ export class ChaosCluster {
     return exit;
   }
 
+  /**
+   * SIGTERM to the node's process group, SIGKILL if it has not stopped by the deadline;
+   * resolves once it is gone, with whether it stopped on its own (cleanly: it keeps its epoch).
+   */
+  async stop(node: ChaosNode): Promise<{ readonly clean: boolean; readonly exit: Exit } | undefined> {
+    const child = node.child;
+    if (child === undefined) return undefined;
+    if (node.state === 'paused') signalGroup(child, 'SIGCONT');
+    const exit = await stop(child);
+    node.state = 'killed';
+    node.child = undefined;
+    return { clean: !exit.killed, exit };
+  }
+
   pause(node: ChaosNode): void {
     if (node.child === undefined || node.state !== 'running') throw new Error(`${node.id} is not running`);
     signalGroup(node.child, 'SIGSTOP');
@@ -157,6 +196,23 @@ export class ChaosCluster {
     try {
       const { status, body } = await httpGet(node.address, '/status', STATUS_TIMEOUT_MS);
       return status === 200 ? (JSON.parse(body) as NodeStatus) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The node's wall clock against ours, or undefined when it does not answer in time (or sends no `Date`). */
+  async clock(node: ChaosNode): Promise<ClockReading | undefined> {
+    if (node.state !== 'running') return undefined;
+    try {
+      const beforeMs = Date.now();
+      const { status, body, date } = await httpGet(node.address, '/status', STATUS_TIMEOUT_MS);
+      const afterMs = Date.now();
+      const nodeMs = date === undefined ? NaN : Date.parse(date);
+      if (status !== 200 || Number.isNaN(nodeMs)) return undefined;
+      // The header has whole seconds, truncated: the node's clock read up to a second later than it says.
+      const skewMs = nodeMs + 500 - (beforeMs + afterMs) / 2;
+      return { skewMs, uncertaintyMs: 500 + (afterMs - beforeMs) / 2, actor: (JSON.parse(body) as NodeStatus).actor };
     } catch {
       return undefined;
     }
@@ -210,13 +266,13 @@ export class ChaosCluster {
  * while this process was busy (a long synchronous check) would fail the next request with a
  * socket error that says nothing about the node.
  */
-function httpGet(address: string, path: string, timeoutMs: number): Promise<{ status: number; body: string }> {
+function httpGet(address: string, path: string, timeoutMs: number): Promise<{ status: number; body: string; date: string | undefined }> {
   return new Promise((resolve, reject) => {
     const request = get(`http://${address}${path}`, { agent: false, timeout: timeoutMs }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => (body += chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body, date: response.headers.date }));
       response.on('error', reject);
     });
     request.on('timeout', () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));

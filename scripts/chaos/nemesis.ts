@@ -18,6 +18,14 @@
  *   when the episode ends. At most once per run: writes are acknowledged at w = quorum, two
  *   copies, and until anti-entropy exists a second wipe can legitimately destroy both copies of
  *   a write before anything copied it further, which says nothing about the code.
+ * - `skew`: stop one node with SIGTERM and restart it on the same data directory under
+ *   libfaketime, its wall clock off by a drawn offset (from −3 d to +7 d, skew.ts) while its
+ *   monotonic clocks stay true; when the episode ends, stop it again and restart it on the
+ *   true clock. SIGTERM rather than SIGKILL: a clean stop keeps the node's storage epoch, so
+ *   the only thing that differs from before is the clock (`kill` already covers crashes and
+ *   the new epoch that follows them). The skew must show in the `Date` header of the node's
+ *   `/status` against this process's clock, and be gone after the episode; a skew that was not
+ *   seen, or not undone, fails the nemesis check like an unnoticed partition.
  *
  * Before each episode the nemesis waits (a bounded time) for every node to see every other
  * alive, so each fault starts from a healthy cluster and a partition's verification cannot be
@@ -26,9 +34,10 @@
  */
 
 import { Prng } from '../../lib/base/prng.js';
-import { poll, sleep, type ChaosCluster, type ChaosNode } from './cluster.js';
+import { poll, sleep, type ChaosCluster, type ChaosNode, type ClockReading, type Skew } from './cluster.js';
 import type { Firewall } from './netns.js';
 import type { FaultKind } from './options.js';
+import { offsetText, SKEW_OFFSETS_S, SKEW_SLACK_MS, skewText } from './skew.js';
 
 /** Drawn durations (ms) of each kind of episode, and of the quiet gaps between them. */
 const EPISODE_MS: Readonly<Record<FaultKind, readonly [number, number]>> = {
@@ -36,6 +45,7 @@ const EPISODE_MS: Readonly<Record<FaultKind, readonly [number, number]>> = {
   pause: [1500, 9000],
   partition: [5000, 12000],
   wipe: [3000, 6000],
+  skew: [6000, 14000],
 };
 const GAP_MS: readonly [number, number] = [2000, 5000];
 /** The first episode waits a little longer, so the load runs against a healthy cluster first. */
@@ -43,6 +53,10 @@ const FIRST_GAP_MS: readonly [number, number] = [3000, 5000];
 /** How long to wait for a healthy cluster before an episode, and for a cut to be seen. */
 const HEALTHY_WAIT_MS = 15_000;
 const CUT_SEEN_WAIT_MS = 15_000;
+/** How long a restarted node's `/status` may take to answer with a `Date` to compare. */
+const CLOCK_READ_WAIT_MS = 5000;
+/** A note that fails the nemesis check: a skew episode left its node's clock wrong. */
+export const SKEW_NOT_UNDONE = 'clock not restored';
 /** An episode that could not last this long before the load ends is not started. */
 const EPISODE_MS_MIN = 1000;
 /**
@@ -55,10 +69,12 @@ const FIRST_ROUND_SHARE = 0.6;
 export interface PlannedEpisode {
   readonly index: number;
   readonly kind: FaultKind;
-  /** Node ids the fault acts on: killed, paused, wiped, or the minority side of a partition. */
+  /** Node ids the fault acts on: killed, paused, wiped, skewed, or the minority side of a partition. */
   readonly targets: readonly string[];
   readonly gapMs: number;
   readonly durationMs: number;
+  /** For a skew: how many seconds the target's wall clock runs ahead (or, negative, behind). */
+  readonly skewS?: number;
 }
 
 export interface Episode extends PlannedEpisode {
@@ -67,9 +83,15 @@ export interface Episode extends PlannedEpisode {
   endMs: number | undefined;
   /** When the nodes it touched serve again (a restarted node is ready). */
   recoveredMs: number | undefined;
-  /** For a partition: whether, and how soon, the failure detectors saw the cut. */
+  /**
+   * For a partition: whether, and how soon, the failure detectors saw the cut. For a skew:
+   * whether, and how soon, the restarted node's clock was seen off by the drawn offset.
+   */
   seenAfterMs: number | undefined;
   verified: boolean | undefined;
+  /** For a skew: the target's clock minus ours, measured while skewed and after the restart on the true clock. */
+  clockSkewMs: number | undefined;
+  clockRestoredMs: number | undefined;
   /** For a partition: rules installed and packets they dropped. */
   rules: number | undefined;
   droppedPackets: number | undefined;
@@ -90,7 +112,10 @@ export function planSchedule(prng: Prng, kinds: readonly FaultKind[], nodeIds: r
     if (kind === 'wipe') wiped = true;
     const gapMs = between(prng, index === 0 ? FIRST_GAP_MS : GAP_MS);
     const durationMsDrawn = between(prng, EPISODE_MS[kind]);
-    plan.push({ index, kind, targets: targetsFor(prng, kind, nodeIds), gapMs, durationMs: durationMsDrawn });
+    const targets = targetsFor(prng, kind, nodeIds);
+    // Drawn only for a skew, so that schedules without one stay what their seeds made them before.
+    const skew = kind === 'skew' ? { skewS: prng.pick(SKEW_OFFSETS_S) } : {};
+    plan.push({ index, kind, targets, gapMs, durationMs: durationMsDrawn, ...skew });
     elapsed += gapMs + durationMsDrawn;
   }
   return fitFirstRound(plan, kinds.length, durationMs);
@@ -125,6 +150,7 @@ function targetsFor(prng: Prng, kind: FaultKind, nodeIds: readonly string[]): st
       return shuffled.slice(0, 1 + prng.int(Math.max(1, Math.floor(nodeIds.length / 2)))).sort();
     case 'pause':
     case 'wipe':
+    case 'skew':
       return shuffled.slice(0, 1);
   }
 }
@@ -132,6 +158,8 @@ function targetsFor(prng: Prng, kind: FaultKind, nodeIds: readonly string[]): st
 export interface NemesisDeps {
   readonly cluster: ChaosCluster;
   readonly firewall: Firewall | undefined;
+  /** libfaketime, for skew episodes. */
+  readonly faketime: string | undefined;
   readonly now: () => number;
   readonly say: (line: string) => void;
 }
@@ -157,7 +185,7 @@ export class Nemesis {
       if (this.stopping || now() + EPISODE_MS_MIN > untilMs) break;
       const healthy = await this.waitHealthy(Math.min(HEALTHY_WAIT_MS, untilMs - now()));
       if (this.stopping || now() + EPISODE_MS_MIN > untilMs) break;
-      const episode: Episode = { ...planned, startMs: now(), endMs: undefined, recoveredMs: undefined, seenAfterMs: undefined, verified: undefined, rules: undefined, droppedPackets: undefined, notes: [] };
+      const episode: Episode = { ...planned, startMs: now(), endMs: undefined, recoveredMs: undefined, seenAfterMs: undefined, verified: undefined, clockSkewMs: undefined, clockRestoredMs: undefined, rules: undefined, droppedPackets: undefined, notes: [] };
       if (!healthy) episode.notes.push('started before every node saw every other alive');
       this.episodes.push(episode);
       this.active = episode;
@@ -235,7 +263,49 @@ export class Nemesis {
         return;
       case 'partition':
         return this.cut(episode, targets);
+      case 'skew':
+        return this.skew(episode, targets);
     }
+  }
+
+  /** Restarts the target with its wall clock off by the drawn offset, and checks that it is. */
+  private async skew(episode: Episode, targets: readonly ChaosNode[]): Promise<void> {
+    const { faketime, now, say } = this.deps;
+    if (faketime === undefined) throw new Error('a skew was scheduled without libfaketime');
+    const offsetS = episode.skewS ?? 0;
+    const wantMs = offsetS * 1000;
+    for (const node of targets) {
+      const reading = await this.restart(episode, node, { library: faketime, offsetS });
+      episode.clockSkewMs = reading?.skewMs;
+      episode.verified = reading !== undefined && Math.abs(reading.skewMs - wantMs) <= reading.uncertaintyMs + SKEW_SLACK_MS;
+      if (episode.verified) episode.seenAfterMs = now() - episode.startMs;
+      else episode.notes.push(reading === undefined ? `${node.id}'s clock could not be read after the skewed restart` : `${node.id}'s clock is ${skewText(reading.skewMs)} off ours, not ${offsetText(offsetS)}`);
+    }
+    const seen = episode.verified === true ? `clock seen ${skewText(episode.clockSkewMs ?? 0)} off after ${seconds(episode.seenAfterMs ?? 0)}` : 'skew NOT seen';
+    say(`${at(episode.startMs)} skew ${episode.targets.join(',')} ${offsetText(offsetS)} for ${seconds(episode.durationMs)}: ${seen}`);
+  }
+
+  /**
+   * Stops the node cleanly and starts it again on its data directory (skewed or not); resolves
+   * with its clock once it serves, or undefined (with a note) when it does not.
+   */
+  private async restart(episode: Episode, node: ChaosNode, skew: Skew | undefined): Promise<ClockReading | undefined> {
+    const { cluster } = this.deps;
+    const before = await cluster.clock(node);
+    const stopped = await cluster.stop(node);
+    if (stopped !== undefined && !stopped.clean) episode.notes.push(`${node.id} did not stop on SIGTERM in time and was killed`);
+    if (node.state === 'killed') cluster.spawn(node, skew);
+    try {
+      await cluster.waitReady(node);
+    } catch (error) {
+      episode.notes.push(`restart failed: ${String(error)}`);
+      return undefined;
+    }
+    const reading = await poll(() => cluster.clock(node), CLOCK_READ_WAIT_MS, 200, () => this.stopping);
+    if (before?.actor !== undefined && reading?.actor !== undefined && before.actor !== reading.actor) {
+      episode.notes.push(`${node.id} came back under a new epoch (${before.actor} → ${reading.actor})`);
+    }
+    return reading;
   }
 
   private async cut(episode: Episode, minority: readonly ChaosNode[]): Promise<void> {
@@ -281,6 +351,14 @@ export class Nemesis {
       case 'pause':
         for (const node of targets) cluster.resume(node);
         break;
+      case 'skew':
+        for (const node of targets) {
+          const reading = await this.restart(episode, node, undefined);
+          episode.clockRestoredMs = reading?.skewMs;
+          if (reading === undefined) episode.notes.push(`${SKEW_NOT_UNDONE}: ${node.id}'s clock could not be read after the restart on the true clock`);
+          else if (Math.abs(reading.skewMs) > reading.uncertaintyMs + SKEW_SLACK_MS) episode.notes.push(`${SKEW_NOT_UNDONE}: ${node.id} is still ${skewText(reading.skewMs)} off`);
+        }
+        break;
       case 'partition': {
         const counters = firewall?.counters();
         firewall?.heal();
@@ -291,7 +369,9 @@ export class Nemesis {
     }
     episode.recoveredMs = now();
     const dropped = episode.droppedPackets === undefined ? '' : `, ${episode.droppedPackets} packets dropped`;
-    say(`${at(episode.endMs)} healed ${episode.kind} ${episode.targets.join(',')}${episode.kind === 'kill' || episode.kind === 'wipe' ? ` (ready after ${seconds(episode.recoveredMs - episode.endMs)})` : ''}${dropped}`);
+    const ready = episode.kind === 'kill' || episode.kind === 'wipe' || episode.kind === 'skew' ? ` (ready after ${seconds(episode.recoveredMs - episode.endMs)})` : '';
+    const clock = episode.kind === 'skew' && episode.clockRestoredMs !== undefined ? `, clock ${skewText(episode.clockRestoredMs)} off ours` : '';
+    say(`${at(episode.endMs)} healed ${episode.kind} ${episode.targets.join(',')}${ready}${clock}${dropped}`);
   }
 }
 

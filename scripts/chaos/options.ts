@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { TEST_FAULTS } from '../../lib/runtime/test-faults.js';
 import { ROOT } from '../bench/children.js';
 
-export const FAULT_KINDS = ['kill', 'pause', 'partition', 'wipe'] as const;
+export const FAULT_KINDS = ['kill', 'pause', 'partition', 'wipe', 'skew'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** Loopback addresses 127.0.0.1 … 127.0.0.N; 127.0.0.254 is kept for the clients inside a namespace. */
@@ -36,7 +36,11 @@ export const USAGE = `Usage: npm run chaos -- [options]    (or: npx tsx scripts/
 
   --nodes N              nodes to start on 127.0.0.1 … 127.0.0.N (default 5, at least 3)
   --duration S           seconds of load while faults run (default 60)
-  --faults LIST          comma-separated: ${FAULT_KINDS.join(', ')}; or none (default all four)
+  --faults LIST          comma-separated: ${FAULT_KINDS.join(', ')}; or none (default all)
+                         kill: SIGKILL a minority, restart; pause: SIGSTOP, SIGCONT;
+                         partition: DROP rules between two sides (root, iptables, unshare);
+                         wipe: kill, delete the data, restart (once per run);
+                         skew: restart one node with its wall clock off by -3d … +7d (libfaketime)
   --seed N               seed of the fault schedule and the workload (default random, printed)
   --clients N            concurrent SDK clients (default 4)
   --keys N               keys the clients share (default 4 per client)

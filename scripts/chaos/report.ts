@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { CheckResult } from './checks.js';
 import { seconds, type Episode } from './nemesis.js';
 import type { ChaosOptions } from './options.js';
+import { offsetText, skewText } from './skew.js';
 import type { ChaosOperation } from './workload.js';
 
 /** Operations serialized per write of history.jsonl. */
@@ -91,7 +92,7 @@ export function availability(history: readonly ChaosOperation[], episodes: reado
     counted.operations++;
     if (op.outcome === 'ok') counted.ok++;
   }
-  const order = ['no fault', 'kill', 'pause', 'partition', 'wipe'];
+  const order = ['no fault', 'kill', 'pause', 'partition', 'wipe', 'skew'];
   return [...rows]
     .filter(([, r]) => r.ms > 0 || r.operations > 0)
     .sort(([a], [b]) => order.indexOf(a) - order.indexOf(b))
@@ -170,9 +171,13 @@ export function summaryText(verdict: Verdict, reportDir: string): string {
     const window = `${(e.startMs / 1000).toFixed(1).padStart(6)}–${((e.endMs ?? e.startMs) / 1000).toFixed(1).padEnd(6)} s`;
     const extra: string[] = [];
     if (e.kind === 'partition') extra.push(e.verified === true ? `seen after ${seconds(e.seenAfterMs ?? 0)}` : 'NOT seen', `${e.droppedPackets ?? 0} packets dropped`);
-    if ((e.kind === 'kill' || e.kind === 'wipe') && e.recoveredMs !== undefined && e.endMs !== undefined) extra.push(`ready ${seconds(e.recoveredMs - e.endMs)} after restart`);
+    if (e.kind === 'skew') {
+      extra.push(e.verified === true ? `clock seen ${skewText(e.clockSkewMs ?? 0)} off` : 'skew NOT seen');
+      if (e.clockRestoredMs !== undefined) extra.push(`restored to ${skewText(e.clockRestoredMs)}`);
+    }
+    if ((e.kind === 'kill' || e.kind === 'wipe' || e.kind === 'skew') && e.recoveredMs !== undefined && e.endMs !== undefined) extra.push(`ready ${seconds(e.recoveredMs - e.endMs)} after restart`);
     extra.push(...e.notes.filter((n) => !n.startsWith('the failure detectors')));
-    const what = e.kind === 'partition' ? `partition ${e.targets.join(',')} | rest` : `${e.kind} ${e.targets.join(',')}`;
+    const what = e.kind === 'partition' ? `partition ${e.targets.join(',')} | rest` : e.kind === 'skew' ? `skew ${e.targets.join(',')} ${offsetText(e.skewS ?? 0)}` : `${e.kind} ${e.targets.join(',')}`;
     lines.push(`  ${window} ${what.padEnd(24)} ${extra.join('; ')}`);
   }
   lines.push('availability (acknowledged / invoked, and acknowledged per second):');

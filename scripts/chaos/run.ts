@@ -28,9 +28,10 @@ import {
 import { tempDir } from '../bench/children.js';
 import { ChaosCluster, sleep } from './cluster.js';
 import { Firewall, partitionUnsupported, prepareNamespace } from './netns.js';
-import { Nemesis, planSchedule } from './nemesis.js';
+import { Nemesis, planSchedule, SKEW_NOT_UNDONE, type Episode } from './nemesis.js';
 import { replayCommand, type ChaosOptions, type FaultKind } from './options.js';
 import { availability, countOperations, latency, summaryText, writeReport, type Verdict } from './report.js';
+import { faketime, offsetText } from './skew.js';
 import { timelineSvg } from './timeline.js';
 import { Workload, WORKLOAD_DEFAULTS, writeTypedHistory } from './workload.js';
 
@@ -47,6 +48,8 @@ export class ChaosRun {
   private dataRoot: string | undefined;
   private cluster: ChaosCluster | undefined;
   private firewall: Firewall | undefined;
+  /** libfaketime, when skew is enabled and works here. */
+  private faketime: string | undefined;
   private workload: Workload | undefined;
   private nemesis: Nemesis | undefined;
   private checker: Client | undefined;
@@ -81,7 +84,7 @@ export class ChaosRun {
     const workload = new Workload({ clients: options.clients, keys: options.keys, ...WORKLOAD_DEFAULTS }, () => this.now());
     this.workload = workload;
     await workload.connect(cluster.nodes, prng.fork('workload'));
-    const nemesis = new Nemesis({ cluster, firewall: this.firewall, now: () => this.now(), say }, plan);
+    const nemesis = new Nemesis({ cluster, firewall: this.firewall, faketime: this.faketime, now: () => this.now(), say }, plan);
     this.nemesis = nemesis;
 
     say(`load: ${options.clients} clients over ${options.keys} keys for ${options.durationS} s; ${plan.length} faults planned (${faults.join(', ') || 'none'})`);
@@ -105,7 +108,7 @@ export class ChaosRun {
       checkHistory(workload.history, reads).result,
       replicaResult(reads, after, before),
       await healthResult(cluster, convergence),
-      nemesisResult(nemesis.episodes, this.skipped),
+      withSkews(nemesisResult(nemesis.episodes, this.skipped), nemesis.episodes),
       await checkTyped(this.checker, workload.typedHistory),
     ];
     return this.report(checks, undefined);
@@ -175,7 +178,17 @@ export class ChaosRun {
 
   /** The enabled faults this machine can inject; the others are reported as skipped. */
   private usableFaults(): FaultKind[] {
-    const faults = [...this.options.faults];
+    let faults = [...this.options.faults];
+    if (faults.includes('skew')) {
+      const found = faketime();
+      if ('reason' in found) {
+        this.skipped.push(`skew: ${found.reason}`);
+        this.say(`skipping clock skew: ${found.reason}`);
+        faults = faults.filter((f) => f !== 'skew');
+      } else {
+        this.faketime = found.library;
+      }
+    }
     if (!faults.includes('partition')) return faults;
     const reason = partitionUnsupported();
     if (reason !== undefined) {
@@ -188,4 +201,26 @@ export class ChaosRun {
     this.firewall.install();
     return faults;
   }
+}
+
+/**
+ * The nemesis check, with the skew episodes held to the standard of partitions: a skew that
+ * was never seen on the node's clock, or that outlived its episode, fails it.
+ */
+function withSkews(result: CheckResult, episodes: readonly Episode[]): CheckResult {
+  const skews = episodes.filter((e) => e.kind === 'skew');
+  const problems: string[] = [];
+  for (const e of skews) {
+    const what = `episode ${e.index} (skew ${e.targets.join(',')} ${offsetText(e.skewS ?? 0)})`;
+    if (e.verified !== true) problems.push(`${what}: ${e.notes.filter((n) => !n.startsWith(SKEW_NOT_UNDONE)).join('; ') || 'the skew was not seen'}`);
+    for (const note of e.notes) if (note.startsWith(SKEW_NOT_UNDONE)) problems.push(`${what}: ${note}`);
+  }
+  const verified = skews.filter((e) => e.verified === true).length;
+  return {
+    ...result,
+    passed: result.passed && problems.length === 0,
+    summary: skews.length === 0 ? result.summary : `${result.summary}; ${verified} of ${skews.length} clock skews seen on the node's clock`,
+    examples: [...result.examples, ...problems],
+    counts: { ...result.counts, skews: skews.length, skewsVerified: verified },
+  };
 }

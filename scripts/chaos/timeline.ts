@@ -10,6 +10,7 @@
  */
 
 import type { Episode } from './nemesis.js';
+import { offsetText } from './skew.js';
 import type { ChaosOperation } from './workload.js';
 
 const WIDTH = 1000;
@@ -20,7 +21,7 @@ const TOP = { y: 56, height: 190 };
 const BOTTOM = { y: 300, height: 190 };
 const HEIGHT = 560;
 const BUCKETS_TARGET = 120;
-const FAULT_COLOURS: Record<string, string> = { kill: '#e4572e', pause: '#f3a712', partition: '#4a6fe3', wipe: '#8e44ad' };
+const FAULT_COLOURS: Record<string, string> = { kill: '#e4572e', pause: '#f3a712', partition: '#4a6fe3', wipe: '#8e44ad', skew: '#00897b' };
 
 interface Bucket {
   ok: number;
@@ -68,7 +69,7 @@ export function timelineSvg(history: readonly ChaosOperation[], episodes: readon
     const x1 = x(e.endMs ?? endMs);
     const colour = FAULT_COLOURS[e.kind] ?? '#888888';
     parts.push(`<rect x="${f(x0)}" y="${TOP.y}" width="${f(Math.max(1, x1 - x0))}" height="${BOTTOM.y + BOTTOM.height - TOP.y}" fill="${colour}" fill-opacity="0.14"/>`);
-    parts.push(`<text x="${f(x0 + 2)}" y="${TOP.y - 6}" fill="${colour}" font-size="10">${escape(`${e.kind} ${e.targets.join(',')}`)}</text>`);
+    parts.push(`<text x="${f(x0 + 2)}" y="${TOP.y - 6}" fill="${colour}" font-size="10">${escape(`${e.kind} ${e.targets.join(',')}${e.kind === 'skew' ? ` ${offsetText(e.skewS ?? 0)}` : ''}`)}</text>`);
   }
 
   // Throughput panel.

@@ -178,7 +178,7 @@ describe('chaos: real nodes under kill, pause and partition', function () {
     const failed = (verdict as Verdict).checks.filter((c) => !c.passed);
     expect(failed.map((c) => `${c.name}: ${c.summary}\n  ${c.examples.join('\n  ')}`), describeRun(result)).to.deep.equal([]);
     expect(result.code, describeRun(result)).to.equal(0);
-    expect((verdict as Verdict).checks.map((c) => c.name)).to.deep.equal(['registers', 'replicas', 'health', 'nemesis']);
+    expect((verdict as Verdict).checks.map((c) => c.name)).to.deep.equal(['registers', 'replicas', 'health', 'nemesis', 'typed']);
     const kinds = new Set((verdict as Verdict).faults.map((e) => e.kind));
     for (const kind of faults.split(',')) expect(kinds.has(kind as never), `no ${kind} episode ran; ${describeRun(result)}`).to.equal(true);
     const registers = (verdict as Verdict).checks[0];
