@@ -99,6 +99,13 @@ const FORWARD_GRACE_TICKS = 50;
 /** Ticks a read waits for its quorum before it asks one more replica (a slow or paused one). */
 const SPECULATIVE_READ_TICKS = 5;
 
+/**
+ * Forwarded requests remembered by sender and id, so that one delivered twice (a network
+ * that duplicates, a resend) is coordinated once: coordinating a put twice would write its
+ * value under two dots, and a context that saw the first would leave the second alive.
+ */
+const FORWARDS_SEEN_MAX = 100_000;
+
 /** Tombstones waiting for their grace period at most; past this a tombstone is simply kept. */
 const REAPS_PENDING_MAX = 100_000;
 
@@ -206,6 +213,8 @@ export class Coordinator {
   /** The highest dot counter this actor has issued. */
   private counterMax: number;
   private reapsSent = 0;
+  /** Forwarded requests already taken, oldest first (a Set keeps insertion order). */
+  private readonly forwardsSeen = new Set<string>();
 
   constructor(deps: CoordinatorDeps, init: CoordinatorInit) {
     assert(init.tickMs > 0, 'tickMs must be positive');
@@ -274,6 +283,10 @@ export class Coordinator {
 
   /** A peer forwarded its client's request: coordinate it here, or refuse it so the client may retry. */
   onForwarded(from: string, rid: number, request: DataRequest, out: NodeOutput[]): void {
+    const id = `${from} ${rid}`;
+    if (this.forwardsSeen.has(id)) return;
+    this.forwardsSeen.add(id);
+    if (this.forwardsSeen.size > FORWARDS_SEEN_MAX) this.forwardsSeen.delete(this.forwardsSeen.values().next().value as string);
     this.onRequest({ kind: 'peer', node: from, rid }, request, out);
   }
 

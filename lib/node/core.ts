@@ -33,6 +33,18 @@ import { ReplicaServer, type ReplicaServerStats } from './replica-server.js';
 
 /** Names under which the core keeps node metadata in the store. */
 export const META_INCARNATION = 'incarnation';
+
+/**
+ * Incarnations reserved ahead on disk. A node that refutes a suspicion announces a higher
+ * incarnation at once, before any write of it could be durable; had it persisted only what it
+ * used, a crash right after a refutation would restart it at an incarnation it had already
+ * announced, and its peers would ignore its news. So what is persisted is a ceiling: the
+ * shell writes `incarnation + INCARNATION_RESERVE` before the core starts, the core writes a
+ * new ceiling whenever it has used half of the reserve, and a restart begins above the last
+ * ceiling, which every incarnation ever used is below (the new ceiling has half a reserve of
+ * refutations, each a suspicion round trip, to become durable).
+ */
+export const INCARNATION_RESERVE = 64;
 export const META_METADATA = 'cluster-metadata';
 /** Addresses of the other members, kept so that a restart finds its cluster without seeds. */
 export const META_PEERS = 'peers';
@@ -43,7 +55,7 @@ const PEERS_KEPT_MAX = 32;
 
 export interface NodeCoreInit extends CoordinatorInit {
   readonly self: MembershipSelf;
-  /** The incarnation to start with (one above the persisted one). */
+  /** The incarnation to start with: one above the persisted ceiling; the shell persisted this plus INCARNATION_RESERVE. */
   readonly incarnation: number;
   readonly seeds: readonly string[];
   readonly profile: Profile;
@@ -89,6 +101,9 @@ export interface NodeCoreDeps {
   readonly segments: SegmentHashes;
 }
 
+/** Incarnations whose request ids stay apart (ids stay safe integers below 2^53). */
+const RID_INCARNATIONS = 2 ** 20;
+
 export class NodeCore {
   readonly membership: Membership;
   readonly metadata: ClusterMetadata;
@@ -101,7 +116,14 @@ export class NodeCore {
   private readonly replicas: number;
   private readonly knownPeers: number;
   private now = 0;
-  private ridNext = 1;
+  /**
+   * The next request id for a peer message. Ids start at the incarnation times 2^32, so a
+   * restarted node never reuses an id its peers may still remember (a forwarded request is
+   * recognised by its sender and id).
+   */
+  private ridNext: number;
+  /** The incarnation ceiling persisted (or on its way to disk). */
+  private incarnationCeiling: number;
   /** The member table version and the addresses last kept for a restart. */
   /** The roster version last looked at, and the addresses last kept for a restart. */
   private peersVersion = -1;
@@ -115,6 +137,8 @@ export class NodeCore {
 
   constructor(deps: NodeCoreDeps, init: NodeCoreInit) {
     const prng = new Prng(init.seed);
+    this.ridNext = (init.incarnation % RID_INCARNATIONS) * 2 ** 32 + 1;
+    this.incarnationCeiling = init.incarnation + INCARNATION_RESERVE;
     this.metadata = new ClusterMetadata(prng.fork('metadata'), init.metadata);
     this.membership = new Membership(
       { prng: prng.fork('membership'), metadata: this.metadata },
@@ -338,7 +362,9 @@ export class NodeCore {
         out.push(event);
         return;
       case 'incarnation':
-        out.push({ kind: 'meta-write', name: META_INCARNATION, value: encodeUint(event.value) });
+        if (event.value + INCARNATION_RESERVE / 2 <= this.incarnationCeiling) return;
+        this.incarnationCeiling = event.value + INCARNATION_RESERVE;
+        out.push({ kind: 'meta-write', name: META_INCARNATION, value: encodeUint(this.incarnationCeiling) });
         return;
       case 'metadata-changed':
         out.push({ kind: 'meta-write', name: META_METADATA, value: this.metadata.snapshot() });

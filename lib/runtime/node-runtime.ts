@@ -20,7 +20,7 @@ import { FRAME_OVERHEAD_BYTES, type DataLimits } from '../base/limits.js';
 import { clientRequestSchema, peerMessageSchema, type ClientReply, type ClientRequest } from '../codec/messages.js';
 import type { ChorusConfig } from '../config/index.js';
 import { createHttpServer } from '../http/server.js';
-import { decodePeers, decodeUint, encodeUint, META_INCARNATION, META_METADATA, META_PEERS, NodeCore } from '../node/core.js';
+import { decodePeers, decodeUint, encodeUint, INCARNATION_RESERVE, META_INCARNATION, META_METADATA, META_PEERS, NodeCore } from '../node/core.js';
 import { PROFILES, profileTicks } from '../membership/profile.js';
 import type { NodeInput, NodeOutput } from '../node/io.js';
 import type { StoreWrite } from '../node/ports.js';
@@ -93,9 +93,10 @@ export async function startNode(config: ChorusConfig, options: StartOptions = {}
   if (testFault !== undefined) log.warn({ testFault }, 'test fault enabled: this node is deliberately unsafe');
   if (identity.fresh) log.info({ actor: identity.actor, dataDir: config.node.dataDir }, 'new storage epoch');
   if (identity.afterCrash) log.warn({ actor: identity.actor }, 'the last run did not stop cleanly: new storage epoch');
-  // A restarted node must be newer news than anything it said before: one above the last incarnation, kept at once.
+  // A restarted node must be newer news than anything it said before: one above the persisted
+  // ceiling, with a new ceiling a reserve above it kept at once (INCARNATION_RESERVE).
   const incarnation = decodeUint(store.getMeta(META_INCARNATION)) + 1;
-  await store.setMeta(META_INCARNATION, encodeUint(incarnation));
+  await store.setMeta(META_INCARNATION, encodeUint(incarnation + INCARNATION_RESERVE));
   const runtime = new NodeRuntime(config, store, identity, incarnation, log);
   try {
     await runtime.listen();

@@ -33,7 +33,7 @@ import type { AdminRequest, ClientReply, ClientRequest, DeleteRequest, FetchRequ
 export type DataRequestWithoutId = Omit<PutRequest, 'id'> | Omit<GetRequest, 'id'> | Omit<DeleteRequest, 'id'> | Omit<UpdateRequest, 'id'> | Omit<FetchRequest, 'id'>;
 import type { MemberView } from '../membership/membership.js';
 import { PROFILES, profileTicks, type Profile } from '../membership/profile.js';
-import { decodePeers, decodeUint, encodeUint, META_INCARNATION, META_METADATA, META_PEERS, NodeCore, type ReplicationStats } from '../node/core.js';
+import { decodePeers, decodeUint, encodeUint, INCARNATION_RESERVE, META_INCARNATION, META_METADATA, META_PEERS, NodeCore, type ReplicationStats } from '../node/core.js';
 import type { NodeInput, NodeOutput } from '../node/io.js';
 import { segmentsOf } from '../storage/segments.js';
 import { SimDisk, type DiskOptions } from './disk.js';
@@ -246,7 +246,7 @@ export class SimCluster {
     if (node.state !== 'down') throw new Error(`${id} is already running`);
     const persisted = decodeUint(node.disk.getMeta(META_INCARNATION));
     const incarnation = persisted + 1;
-    node.disk.setMetaNow(META_INCARNATION, encodeUint(incarnation));
+    node.disk.setMetaNow(META_INCARNATION, encodeUint(incarnation + INCARNATION_RESERVE));
     node.starts++;
     const seed = this.root.fork(`node/${id}/${node.starts}`).nextUint32();
     node.core = new NodeCore(

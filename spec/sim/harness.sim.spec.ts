@@ -11,7 +11,7 @@
 import { expect } from 'chai';
 import { Prng } from '../../lib/base/prng.js';
 import type { PeerMessage } from '../../lib/codec/messages.js';
-import { decodeUint, encodeUint, META_INCARNATION } from '../../lib/node/core.js';
+import { decodeUint, encodeUint, INCARNATION_RESERVE, META_INCARNATION } from '../../lib/node/core.js';
 import { checkCluster, failure } from '../../lib/sim/checkers.js';
 import { SimCluster } from '../../lib/sim/cluster.js';
 import { SimDisk } from '../../lib/sim/disk.js';
@@ -142,16 +142,17 @@ describe('sim: the simulator', function () {
   });
 
   describe('cluster', () => {
-    it('restarts a node from its durable incarnation plus one, persisted before it starts', () => {
+    it('restarts a node one above its durable incarnation ceiling, with a new ceiling persisted before it starts', () => {
       const cluster = new SimCluster({ seed: 11, nodes: 3 });
       waitFor(cluster, 'convergence', () => cluster.converged());
       const node = cluster.node('n2');
       const durable = decodeUint(node.disk.getMeta(META_INCARNATION));
-      expect(durable).to.be.at.least(1);
+      expect(durable).to.equal(1 + INCARNATION_RESERVE);
+      expect(node.core?.membership.incarnation ?? 0).to.be.below(durable);
       cluster.crash('n2');
       cluster.start('n2');
       expect(node.core?.membership.incarnation).to.equal(durable + 1);
-      expect(decodeUint(node.disk.getMeta(META_INCARNATION))).to.equal(durable + 1);
+      expect(decodeUint(node.disk.getMeta(META_INCARNATION))).to.equal(durable + 1 + INCARNATION_RESERVE);
       expect(node.startIncarnations).to.deep.equal([1, durable + 1]);
     });
 
