@@ -4,8 +4,8 @@
  * A typed bucket keeps the same stored object as a `kv` bucket, a dotted version vector set
  * (lib/clock/dvv.ts), so replication, hinted handoff, read repair and anti-entropy carry typed
  * values without knowing about them. What differs is the sibling: it is the encoded state of
- * the bucket's type (lib/crdt/index.ts) or, for `doc`, a Yjs update holding the whole
- * document (lib/crdt/doc.ts), and no client ever sees siblings:
+ * the bucket's type (lib/crdt/index.ts) or, for `doc`, a Yjs update (v2, the more compact
+ * encoding) holding the whole document (lib/crdt/doc.ts), and no client ever sees siblings:
  *
  * - An update is applied by a primary to the merge of every sibling it holds (a tombstone
  *   counts as the empty state), and written with the join of its clock as context. The new
@@ -19,7 +19,7 @@
  * Every function here returns a result for bad bytes; it never throws on what it is given.
  */
 
-import { applyDocUpdate, diffDoc, emptyDocState, mergeDocStates } from './doc.js';
+import { applyDocUpdate, diffDoc, docUpdateOf, emptyDocState, mergeDocStates } from './doc.js';
 import { applyOp, checkOp, CRDT_TYPES, decodeState, emptyState, encodeState, mergeStates, valueOf, type CrdtOp, type CrdtState, type CrdtType } from './index.js';
 import { DOC_UPDATE_BYTES_MAX } from './doc.js';
 
@@ -104,7 +104,7 @@ export function typedValue(
   const found = merged.state !== undefined;
   if (type === 'doc') {
     const state = (merged.state as Uint8Array | undefined) ?? emptyDocState();
-    if (sv === undefined) return { ok: true, found, value: state };
+    if (sv === undefined) return { ok: true, found, value: docUpdateOf(state) };
     const diff = diffDoc(state, sv);
     return diff.ok ? { ok: true, found, value: diff.update } : { ok: false, reason: diff.reason, field: 'sv' };
   }

@@ -18,6 +18,7 @@
  *    merge concurrent edits), and, for reference, the UTF-8 bytes of the text. Goal: ≤ 2×.
  *
  * Usage: npm run bench:crdt -- [--seconds 8] [--clients 4] [--inflight 32] [--keys 100] [--edits 50000] [--seed 1]
+ *          [--parts counters,docs]
  */
 
 import { rmSync } from 'node:fs';
@@ -39,6 +40,7 @@ const { values: flags } = parseArgs({
     keys: { type: 'string', default: '100' },
     edits: { type: 'string', default: '50000' },
     seed: { type: 'string', default: '1' },
+    parts: { type: 'string', default: 'counters,docs' },
   },
 });
 
@@ -214,7 +216,7 @@ function docs(): void {
   console.log(`  ratio: ${(liveMs / chorusMs).toFixed(3)}× the ceiling, ${(rawMs / chorusMs).toFixed(2)}× merging without compaction (a merge rewrites the whole state, so its cost grows with the document)`);
   // 3. stored size against live content.
   const check = new Y.Doc();
-  Y.applyUpdate(check, state);
+  Y.applyUpdateV2(check, state);
   if (check.getText('text').toString() !== text) throw new Error('the stored document does not hold the edited text');
   const liveBytes = compactDoc(state).byteLength;
   const utf8 = new TextEncoder().encode(text).byteLength;
@@ -227,8 +229,9 @@ function docs(): void {
 
 async function main(): Promise<number> {
   console.log(`typed-bucket benchmark: seed ${SEED}; machine: ${availableParallelism()} cores, load average ${loadavg()[0]?.toFixed(2)} before the run`);
-  await counters();
-  docs();
+  const parts = (flags.parts ?? '').split(',');
+  if (parts.includes('counters')) await counters();
+  if (parts.includes('docs')) docs();
   return 0;
 }
 

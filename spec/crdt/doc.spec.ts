@@ -25,6 +25,7 @@ import {
   diffDoc,
   DOC_COMPACT_BYTES_MIN,
   DOC_STATE_VECTOR_BYTES_MAX,
+  docStateOf,
   docStateVector,
   emptyDocState,
   mergeDocStates,
@@ -64,11 +65,21 @@ function randomEdit(prng: Prng, text: Y.Text): void {
   }
 }
 
-/** The text a state holds, read through a fresh Y.Doc. */
+/** The text a state (v2) holds, read through a fresh Y.Doc. */
 function textOf(state: Uint8Array): string {
   const doc = new Y.Doc();
-  Y.applyUpdate(doc, state);
+  Y.applyUpdateV2(doc, state);
   return doc.getText('t').toString();
+}
+
+/** The text a client update (v1) holds. */
+function textOfUpdate(update: Uint8Array): string {
+  return textOf(docStateOf(update));
+}
+
+/** Client updates as states, for folding them through `mergeDocStates` as replicas merge states. */
+function states(updates: readonly Uint8Array[]): Uint8Array[] {
+  return updates.map((u) => docStateOf(u));
 }
 
 /** A state vector as a sorted list, for comparing states by content. */
@@ -117,10 +128,10 @@ describe('crdt/doc', () => {
       Y.applyUpdate(b.doc, Y.encodeStateAsUpdate(a.doc), SYNC);
       const expected = a.text.toString();
       expect(b.text.toString()).to.equal(expected);
-      const expectedClocks = clocksOf(Y.encodeStateAsUpdate(a.doc));
+      const expectedClocks = clocksOf(docStateOf(Y.encodeStateAsUpdate(a.doc)));
       for (let trial = 0; trial < 5; trial++) {
         const shuffled = prng.shuffle(updates);
-        const merged = fold(shuffled, mergeDocStates);
+        const merged = fold(states(shuffled), mergeDocStates);
         const applied = fold(prng.shuffle(updates), applyDocUpdate);
         expect(textOf(merged), `merge order ${trial}`).to.equal(expected);
         expect(textOf(applied), `apply order ${trial}`).to.equal(expected);
@@ -134,7 +145,7 @@ describe('crdt/doc', () => {
       const { a, b } = concurrentSession(prng, 100);
       const c = editor(303);
       for (let i = 0; i < 50; i++) randomEdit(prng, c.text);
-      const [x, y, z] = [fold(a.updates, mergeDocStates), fold(b.updates, mergeDocStates), fold(c.updates, mergeDocStates)] as const;
+      const [x, y, z] = [fold(states(a.updates), mergeDocStates), fold(states(b.updates), mergeDocStates), fold(states(c.updates), mergeDocStates)] as const;
       const same = (p: Uint8Array, q: Uint8Array, what: string): void => {
         expect(textOf(p), what).to.equal(textOf(q));
         expect(clocksOf(p), what).to.deep.equal(clocksOf(q));
@@ -147,7 +158,7 @@ describe('crdt/doc', () => {
     it('returns a state itself when merged with itself or with the empty state', () => {
       const e = editor(7);
       e.text.insert(0, 'hello');
-      const state = Y.encodeStateAsUpdate(e.doc);
+      const state = docStateOf(Y.encodeStateAsUpdate(e.doc));
       expect(mergeDocStates(state, state)).to.equal(state);
       expect(mergeDocStates(state, emptyDocState())).to.equal(state);
       expect(mergeDocStates(emptyDocState(), state)).to.equal(state);
@@ -158,7 +169,7 @@ describe('crdt/doc', () => {
     it(`gives exactly what a reader with a state vector lacks (seed ${seed})`, () => {
       const prng = new Prng(seed).fork('diff');
       const { a, b } = concurrentSession(prng, 200);
-      const full = fold([...a.updates, ...b.updates], mergeDocStates);
+      const full = fold(states([...a.updates, ...b.updates]), mergeDocStates);
       // The reader has a's own history and the first half of b's.
       const bOwn = b.updates;
       const reader = new Y.Doc();
@@ -174,20 +185,20 @@ describe('crdt/doc', () => {
       }
       Y.applyUpdate(reader, diff.update);
       expect(reader.getText('t').toString()).to.equal(textOf(full));
-      expect(clocksOf(Y.encodeStateAsUpdate(reader))).to.deep.equal(clocksOf(full));
+      expect(clocksOf(docStateOf(Y.encodeStateAsUpdate(reader)))).to.deep.equal(clocksOf(full));
       expect(reader.store.pendingStructs).to.equal(null);
 
       // A reader that has everything gets no structs; one that has nothing gets everything.
       const none = diffDoc(full, docStateVector(full));
       expect(none.ok && Y.decodeUpdate(none.update).structs.length).to.equal(0);
       const all = diffDoc(full, Y.encodeStateVector(new Y.Doc()));
-      expect(all.ok && textOf(all.update)).to.equal(textOf(full));
+      expect(all.ok && textOfUpdate(all.update)).to.equal(textOf(full));
     });
 
     it(`refuses bad state vectors with a reason, never a throw (seed ${seed})`, () => {
       const e = editor(9);
       e.text.insert(0, 'some text');
-      const state = Y.encodeStateAsUpdate(e.doc);
+      const state = docStateOf(Y.encodeStateAsUpdate(e.doc));
       const bad: [string, Uint8Array][] = [
         ['empty', new Uint8Array(0)],
         ['truncated varint', Uint8Array.from([0xff, 0xff])],
@@ -214,7 +225,7 @@ describe('crdt/doc', () => {
       const prng = new Prng(seed).fork('compact');
       const e = editor(11);
       for (let i = 0; i < 1000; i++) randomEdit(prng, e.text);
-      const merged = fold(e.updates, mergeDocStates);
+      const merged = fold(states(e.updates), mergeDocStates);
       const compacted = compactDoc(merged);
       expect(compactDoc(merged)).to.deep.equal(compacted);
       expect(compactDoc(Uint8Array.from(merged))).to.deep.equal(compacted);
@@ -233,7 +244,7 @@ describe('crdt/doc', () => {
           e.text.delete(at, 200);
         }
       }
-      const merged = fold(e.updates, mergeDocStates);
+      const merged = fold(states(e.updates), mergeDocStates);
       const compacted = compactDoc(merged);
       expect(textOf(compacted)).to.equal(e.text.toString());
       expect(compacted.byteLength).to.be.below(merged.byteLength / 4);
@@ -244,10 +255,10 @@ describe('crdt/doc', () => {
       e.text.insert(0, 'abc');
       e.text.insert(3, 'def');
       const [first, second] = e.updates as [Uint8Array, Uint8Array];
-      const pending = compactDoc(second);
+      const pending = compactDoc(docStateOf(second));
       expect(textOf(pending)).to.equal('');
-      expect(textOf(mergeDocStates(pending, first))).to.equal('abcdef');
-      expect(textOf(compactDoc(mergeDocStates(first, pending)))).to.equal('abcdef');
+      expect(textOf(mergeDocStates(pending, docStateOf(first)))).to.equal('abcdef');
+      expect(textOf(compactDoc(mergeDocStates(docStateOf(first), pending)))).to.equal('abcdef');
     });
 
     it('makes applyDocUpdate give the same bytes on every node for the same updates', () => {
@@ -360,5 +371,5 @@ interface Fold {
 function liveBytes(doc: Y.Doc): number {
   const fresh = new Y.Doc({ gc: true });
   Y.applyUpdate(fresh, Y.encodeStateAsUpdate(doc));
-  return Y.encodeStateAsUpdate(fresh).byteLength;
+  return Y.encodeStateAsUpdateV2(fresh).byteLength;
 }
