@@ -62,11 +62,12 @@ export interface NodeCoreInit extends CoordinatorInit {
   /** The persisted metadata document, if any. */
   readonly metadata: Uint8Array | undefined;
   /**
-   * How many member addresses the node kept from before this start (META_PEERS). A node that
-   * knew members serves data only once one of them (or a seed) answered; a new node that is
-   * its own seed may form a cluster alone.
+   * The member addresses the node kept from before this start (META_PEERS). A node that knew
+   * members serves data only once one of them (or a seed) answered and its member table holds
+   * every one of them again (see `servesData`); a new node that is its own seed may form a
+   * cluster alone.
    */
-  readonly knownPeers: number;
+  readonly knownPeers: readonly string[];
   /** Seed of the node's PRNG; every random choice in the core derives from it. */
   readonly seed: number;
   readonly handoff: HandoffSettings;
@@ -101,6 +102,9 @@ export interface NodeCoreDeps {
   readonly segments: SegmentHashes;
 }
 
+/** How long a restarted node waits for its member table to hold every member it knew before it serves anyway. */
+const PEERS_WAIT_MS_MAX = 60_000;
+
 /** Incarnations whose request ids stay apart (ids stay safe integers below 2^53). */
 const RID_INCARNATIONS = 2 ** 20;
 
@@ -114,7 +118,9 @@ export class NodeCore {
   private readonly store: StoreReader;
   private readonly tickMs: number;
   private readonly replicas: number;
-  private readonly knownPeers: number;
+  private readonly knownPeers: readonly string[];
+  /** Whether the member table has held every known peer since this start (it stays true once it did). */
+  private peersFound = false;
   private now = 0;
   /**
    * The next request id for a peer message. Ids start at the incarnation times 2^32, so a
@@ -172,7 +178,21 @@ export class NodeCore {
    */
   get servesData(): boolean {
     const m = this.membership;
-    return m.hasJoined && m.status !== 'left' && (this.knownPeers === 0 || m.hasHeardFromCluster);
+    return m.hasJoined && m.status !== 'left' && (this.knownPeers.length === 0 || (m.hasHeardFromCluster && this.knowsPeersAgain()));
+  }
+
+  /**
+   * Whether the member table holds every member this node knew before it restarted. Two nodes
+   * that restart together may hear from each other first and hold only each other: a ring of
+   * that partial table places keys on them, and a write they acknowledged would land where no
+   * read looks once the tables are whole. Past PEERS_WAIT_TICKS_MAX the node serves anyway
+   * (a member it knew may be gone for good).
+   */
+  private knowsPeersAgain(): boolean {
+    if (this.peersFound) return true;
+    const addrs = new Set(this.membership.view().map((m) => m.addr));
+    this.peersFound = this.knownPeers.every((addr) => addrs.has(addr)) || this.now * this.tickMs >= PEERS_WAIT_MS_MAX;
+    return this.peersFound;
   }
 
   /** The segment hashes of this node's data, newest versions included; a clean stop keeps them. */

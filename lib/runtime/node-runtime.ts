@@ -263,7 +263,7 @@ class NodeRuntime implements RunningNode {
         incarnation: this.incarnation,
         // The members known before a restart are asked too: a node restarted without its seeds still finds its cluster.
         seeds: [...new Set([...config.node.seeds, ...knownPeers])],
-        knownPeers: knownPeers.length,
+        knownPeers,
         profile: profileTicks(PROFILES[config.membership.profile], config.runtime.tickMs),
         metadata: this.store.getMeta(META_METADATA),
         seed: randomBytes(4).readUInt32BE(0),

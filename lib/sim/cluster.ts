@@ -261,7 +261,7 @@ export class SimCluster {
         self: { id, addr: node.addr, zone: node.zone, vnodes: this.options.vnodes },
         incarnation,
         seeds: [...new Set([...node.seeds, ...decodePeers(node.disk.getMeta(META_PEERS))])],
-        knownPeers: decodePeers(node.disk.getMeta(META_PEERS)).length,
+        knownPeers: decodePeers(node.disk.getMeta(META_PEERS)),
         profile: this.profile,
         metadata: node.disk.getMeta(META_METADATA),
         seed,
