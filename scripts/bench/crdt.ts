@@ -251,7 +251,8 @@ main().then(
   async (code) => {
     await stopAll();
     removeTempDirs();
-    process.exit(code);
+    // Exit once stdout is flushed: a pipe takes writes asynchronously, and exit would cut them.
+    process.stdout.write('', () => process.exit(code));
   },
   async (error: unknown) => {
     console.error(error);
