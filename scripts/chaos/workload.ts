@@ -221,11 +221,13 @@ export class Workload {
       }
       op.outcome = 'ok';
     } catch (error) {
-      const failure = classify(error);
-      op.outcome = failure.outcome;
-      op.code = failure.code;
-      op.message = failure.message;
+      Object.assign(op, classify(error));
     }
+    this.complete(op);
+  }
+
+  /** Records when an operation's answer came. */
+  private complete(op: { readonly invokeTick: number; completeTick: number | undefined; latencyMs: number | undefined }): void {
     op.completeTick = this.now();
     op.latencyMs = op.completeTick - op.invokeTick;
   }
@@ -286,13 +288,9 @@ export class Workload {
       }
       op.outcome = 'ok';
     } catch (error) {
-      const failure = classify(error);
-      op.outcome = failure.outcome;
-      op.code = failure.code;
-      op.message = failure.message;
+      Object.assign(op, classify(error));
     }
-    op.completeTick = this.now();
-    op.latencyMs = op.completeTick - op.invokeTick;
+    this.complete(op);
   }
 }
 
