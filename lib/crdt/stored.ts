@@ -19,9 +19,8 @@
  * Every function here returns a result for bad bytes; it never throws on what it is given.
  */
 
-import { applyDocUpdate, diffDoc, docUpdateOf, emptyDocState, mergeDocStates } from './doc.js';
+import { applyDocUpdate, diffDoc, DOC_UPDATE_BYTES_MAX, docUpdateOf, emptyDocState, mergeDocStates } from './doc.js';
 import { applyOp, checkOp, CRDT_TYPES, decodeState, emptyState, encodeState, mergeStates, valueOf, type CrdtOp, type CrdtState, type CrdtType } from './index.js';
-import { DOC_UPDATE_BYTES_MAX } from './doc.js';
 
 /** The bucket types whose values the node merges itself. */
 export type TypedBucketType = CrdtType | 'doc';

@@ -377,7 +377,7 @@ export class Coordinator {
       request,
       'upd',
       (current) => {
-        const siblings = current === undefined ? [] : liveSiblings(current);
+        const siblings = current === undefined ? [] : values(current);
         const applied = applyTyped(bucketType, siblings, op.op, { actor: this.init.actor, nextCounter: () => ++this.counterMax, opId: request.oid });
         if (!applied.ok) {
           const error =
@@ -988,18 +988,13 @@ function readReply(read: OpenRead): ClientReply {
     const values = liveValues(merged);
     return { t: 'get-ok', id: read.id, found: values.length > 0, values, ctx: encodeContext(merged === undefined ? [] : join(merged)) };
   }
-  const typed = typedValue(read.typed.type, merged === undefined ? [] : liveSiblings(merged), read.typed.sv);
+  const typed = typedValue(read.typed.type, merged === undefined ? [] : values(merged), read.typed.sv);
   if (typed.ok) return { t: 'fetch-ok', id: read.id, found: typed.found, value: typed.value };
   const error =
     typed.field === 'stored'
       ? new StorageError(`a replica holds an unreadable ${read.typed.type} state: ${typed.reason}`, { mayHaveLanded: false })
       : new InvalidRequestError(typed.reason, { field: typed.field });
   return errorReply(read.id, error);
-}
-
-/** Every sibling of a stored object, tombstones as null. */
-function liveSiblings(object: KvObject): (Uint8Array | null)[] {
-  return values(object);
 }
 
 export function errorReply(id: number, error: ChorusError): ClientReply {

@@ -370,7 +370,7 @@ class NodeRuntime implements RunningNode {
       const startedMs = performance.now();
       for (const request of requests) {
         open.set(request.id, { op: request.t, startedMs });
-        const update = docUpdateOf(request);
+        const update = docUpdateIn(request);
         if (update === undefined) this.intake.push({ conn: id, request });
         else this.validateDocUpdate(id, request, update);
       }
@@ -519,7 +519,7 @@ class NodeRuntime implements RunningNode {
 }
 
 /** The Yjs update a client request carries, if it is a doc update. */
-function docUpdateOf(request: ClientRequest): Uint8Array | undefined {
+function docUpdateIn(request: ClientRequest): Uint8Array | undefined {
   if (request.t !== 'upd' || request.type !== 'doc') return undefined;
   const op = request.op;
   if (typeof op !== 'object' || op === null) return undefined;

@@ -304,7 +304,13 @@ export function checkTypedHistory(history: readonly TypedRecord[], finals: Reado
   const problems: string[] = [];
   let counterSlack = 0;
   const byKey = new Map<string, TypedRecord[]>();
-  for (const op of history) if (op.kind !== 'fetch') (byKey.get(keyId(op.type, op.key)) ?? byKey.set(keyId(op.type, op.key), []).get(keyId(op.type, op.key)))?.push(op);
+  for (const op of history) {
+    if (op.kind === 'fetch') continue;
+    const id = keyId(op.type, op.key);
+    const ops = byKey.get(id);
+    if (ops === undefined) byKey.set(id, [op]);
+    else ops.push(op);
+  }
   for (const [id, value] of finals) {
     const ops = byKey.get(id) ?? [];
     const type = id.slice(0, id.indexOf('/')) as TypedBucketType;
