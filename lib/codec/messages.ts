@@ -162,8 +162,16 @@ export const fetchRequestSchema = z.strictObject({
 export const adminRequestSchema = z.strictObject({
   t: z.literal('admin'),
   id: requestId,
-  op: z.enum(['status', 'leave', 'bucket-set', 'bucket-list', 'ring', 'whereis', 'topology', 'inspect']),
+  op: z.enum(['status', 'leave', 'bucket-set', 'bucket-list', 'ring', 'whereis', 'topology', 'inspect', 'repair', 'repair-status', 'remove', 'transfers', 'plan']),
   bucket: bucketField.optional(),
+  /** The member a `remove` or `plan` is about. */
+  node: z.string().min(1).max(64).optional(),
+  /** What a `plan` is for: a member joining (with `vnodes` and `zone`), leaving, or removed. */
+  change: z.enum(['join', 'leave', 'remove']).optional(),
+  vnodes: z.number().int().min(1).max(4096).optional(),
+  zone: z.string().min(1).max(64).optional(),
+  /** Do it even though it is unsafe (a `remove` of a member that looks alive, or that leaves fewer than n). */
+  force: z.boolean().optional(),
   key: keyField.optional(),
   props: z
     .strictObject({
@@ -344,6 +352,47 @@ export const handoffOkSchema = z.strictObject({ t: z.literal('handoff-ok'), from
 /** Every primary holds this tombstone and its grace period is over: drop it if it is still exactly what is stored. */
 export const reapSchema = z.strictObject({ t: z.literal('reap'), from: nodeId, b: bucketField, k: keyField, obj: storedObject });
 
+// ---- peer messages: anti-entropy (lib/antientropy) ----
+
+const treeNode = z.number().int().min(0).max(2 ** 31);
+const record = z.strictObject({ b: bucketField, k: keyField, obj: storedObject });
+
+/**
+ * "Your hashes of these nodes at this level, please." The first of an exchange carries `ring`
+ * (the checksum of the sender's ring) and `n`: the receiver builds the tree of the spans the two
+ * share on that ring, and refuses if its ring differs. `b` limits the exchange to one bucket.
+ */
+export const aeTreeSchema = z.strictObject({
+  t: z.literal('ae-tree'),
+  from: nodeId,
+  rid,
+  xid: sequence,
+  depth: z.number().int().min(1).max(32),
+  level: z.number().int().min(0).max(64),
+  nodes: z.array(treeNode).max(4096),
+  ring: z.string().max(128).optional(),
+  n: z.number().int().min(1).max(16).optional(),
+  b: bucketField.optional(),
+});
+/** The hashes asked for, 16 bytes per node in the order asked, and the receiver's leaf count (a shape check). */
+export const aeTreeOkSchema = z.strictObject({ t: z.literal('ae-tree-ok'), from: nodeId, rid, leaves: z.number().int().min(0), hashes: bytes });
+/** "Your keys under these leaves, please." */
+export const aeKeysSchema = z.strictObject({ t: z.literal('ae-keys'), from: nodeId, rid, xid: sequence, leaves: z.array(treeNode).max(4096) });
+/** Every (bucket, key, 16-byte digest of the version) under the leaves asked for. */
+export const aeKeysOkSchema = z.strictObject({ t: z.literal('ae-keys-ok'), from: nodeId, rid, keys: z.array(z.tuple([bucketField, keyField, bytes])) });
+/** Merge `push`, then answer with your (merged) copies of the keys in `pull`. */
+export const aeSyncSchema = z.strictObject({
+  t: z.literal('ae-sync'),
+  from: nodeId,
+  rid,
+  xid: sequence,
+  push: z.array(record).max(65_536),
+  pull: z.array(z.tuple([bucketField, keyField])).max(65_536),
+});
+export const aeSyncOkSchema = z.strictObject({ t: z.literal('ae-sync-ok'), from: nodeId, rid, objs: z.array(record) });
+/** The exchange is over: the receiver drops its session and notes the exchange as complete. */
+export const aeDoneSchema = z.strictObject({ t: z.literal('ae-done'), from: nodeId, xid: sequence });
+
 export type MemberState = z.infer<typeof memberStateSchema>;
 export type MemberStatus = (typeof MEMBER_STATUSES)[number];
 export type Liveness = (typeof LIVENESSES)[number];
@@ -363,9 +412,17 @@ export type FwdReply = z.infer<typeof fwdReplySchema>;
 export type Handoff = z.infer<typeof handoffSchema>;
 export type HandoffOk = z.infer<typeof handoffOkSchema>;
 export type Reap = z.infer<typeof reapSchema>;
+export type AeTree = z.infer<typeof aeTreeSchema>;
+export type AeTreeOk = z.infer<typeof aeTreeOkSchema>;
+export type AeKeys = z.infer<typeof aeKeysSchema>;
+export type AeKeysOk = z.infer<typeof aeKeysOkSchema>;
+export type AeSync = z.infer<typeof aeSyncSchema>;
+export type AeSyncOk = z.infer<typeof aeSyncOkSchema>;
+export type AeDone = z.infer<typeof aeDoneSchema>;
+export type AntiEntropyMessage = AeTree | AeTreeOk | AeKeys | AeKeysOk | AeSync | AeSyncOk | AeDone;
 export type MembershipMessage = Ping | Ack | PingReq | Nack | Gossip | Sync;
 export type ReplicationMessage = Rput | RputOk | Rget | RgetOk | Rerr | Fwd | FwdReply | Handoff | HandoffOk | Reap;
-export type PeerMessage = MembershipMessage | ReplicationMessage;
+export type PeerMessage = MembershipMessage | ReplicationMessage | AntiEntropyMessage;
 
 export const peerMessageSchema = z.discriminatedUnion('t', [
   pingSchema,
@@ -384,6 +441,13 @@ export const peerMessageSchema = z.discriminatedUnion('t', [
   handoffSchema,
   handoffOkSchema,
   reapSchema,
+  aeTreeSchema,
+  aeTreeOkSchema,
+  aeKeysSchema,
+  aeKeysOkSchema,
+  aeSyncSchema,
+  aeSyncOkSchema,
+  aeDoneSchema,
 ]);
 
 export type HandshakeMessage = Hello | Welcome | Auth | Ready;

@@ -61,6 +61,14 @@ const defaults: ChorusConfig = {
     hintsPerTargetMax: 1_000_000,
     hintBytesPerTargetMax: GIB,
   },
+  antiEntropy: {
+    enabled: true,
+    intervalMs: 5000,
+    keysPerSecond: 5000,
+    bytesPerSecond: 16 * 1024 * 1024,
+    batchKeys: 256,
+    timeoutMs: 10_000,
+  },
   limits: {
     bucketBytesMax: DATA_LIMITS_DEFAULT.bucketBytesMax,
     keyBytesMax: DATA_LIMITS_DEFAULT.keyBytesMax,

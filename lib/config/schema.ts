@@ -113,6 +113,15 @@ const HandoffSchema = z.strictObject({
   hintBytesPerTargetMax: positiveInt().describe('estimated bytes of hints kept for one node at most'),
 });
 
+const AntiEntropySchema = z.strictObject({
+  enabled: z.boolean().describe('whether replicas compare hash trees on their own (chorus repair works either way)'),
+  intervalMs: positiveInt().describe('time from the end of one exchange to the start of the next'),
+  keysPerSecond: positiveInt().describe('records shipped per second by anti-entropy at full rate'),
+  bytesPerSecond: positiveInt().describe('bytes of records shipped per second by anti-entropy at full rate'),
+  batchKeys: positiveInt().max(65_536).describe('records per anti-entropy sync message'),
+  timeoutMs: positiveInt().describe('time an exchange waits for an answer before it is dropped'),
+});
+
 const LimitsSchema = z.strictObject({
   bucketBytesMax: positiveInt().describe('UTF-8 bytes of a bucket name'),
   keyBytesMax: positiveInt().describe('UTF-8 bytes of a key'),
@@ -147,6 +156,7 @@ export const ChorusConfigSchema = z.strictObject({
   storage: StorageSchema,
   replication: ReplicationSchema,
   handoff: HandoffSchema,
+  antiEntropy: AntiEntropySchema,
   limits: LimitsSchema,
   transport: TransportSchema,
   membership: MembershipSchema,
@@ -222,7 +232,7 @@ function checkLimits({ limits, transport }: ChorusConfig): ConfigProblem[] {
   return problems;
 }
 
-function checkTimes({ replication, handoff, transport, runtime }: ChorusConfig): ConfigProblem[] {
+function checkTimes({ replication, handoff, antiEntropy, transport, runtime }: ChorusConfig): ConfigProblem[] {
   const problems = atMost(
     'transport.reconnectDelayMs',
     transport.reconnectDelayMs,
@@ -234,6 +244,8 @@ function checkTimes({ replication, handoff, transport, runtime }: ChorusConfig):
     ['replication.requestTimeoutMs', replication.requestTimeoutMs],
     ['replication.tombstoneGraceMs', replication.tombstoneGraceMs],
     ['handoff.intervalMs', handoff.intervalMs],
+    ['antiEntropy.intervalMs', antiEntropy.intervalMs],
+    ['antiEntropy.timeoutMs', antiEntropy.timeoutMs],
     ['transport.handshakeTimeoutMs', transport.handshakeTimeoutMs],
     ['transport.pingIntervalMs', transport.pingIntervalMs],
     ['transport.reconnectDelayMs', transport.reconnectDelayMs],

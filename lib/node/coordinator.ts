@@ -82,6 +82,8 @@ export interface CoordinatorDeps {
   readonly rid: () => number;
   /** Handles a message this node sends to itself (a reap of a key it is a primary of). */
   readonly toSelf: (message: PeerMessage, out: NodeOutput[]) => void;
+  /** Whether anti-entropy has compared this node's ranges with each of `primaries` since tick `since`. */
+  readonly confirms: (primaries: readonly string[], since: number) => boolean;
 }
 
 /** The data requests a client may send; admin requests go elsewhere. */
@@ -108,6 +110,11 @@ const FORWARDS_SEEN_MAX = 100_000;
 
 /** Tombstones waiting for their grace period at most; past this a tombstone is simply kept. */
 const REAPS_PENDING_MAX = 100_000;
+/**
+ * Times a reap waits a quarter grace period for anti-entropy to confirm the key's ranges
+ * before it gives up and keeps the tombstone (safe; it only costs space).
+ */
+const REAP_WAITS_MAX = 16;
 
 interface Open {
   readonly origin: Origin;
@@ -173,6 +180,10 @@ interface Reap {
   readonly key: string;
   readonly object: KvObject;
   readonly primaries: readonly string[];
+  /** The tick every primary acknowledged the delete: anti-entropy must have confirmed the key's ranges since. */
+  readonly since: number;
+  /** Times the reap waited for anti-entropy to confirm. */
+  readonly waits: number;
 }
 
 interface Plan {
@@ -268,6 +279,13 @@ export class Coordinator {
         const healthyFor = this.now - this.deps.placement.unhealthyAt;
         if (healthyFor < graceTicks) {
           this.fileReap(this.deps.placement.unhealthyAt + graceTicks, reap);
+          continue;
+        }
+        // Every primary acknowledged the tombstone; anti-entropy between this node (a primary)
+        // and each other one must also have compared their ranges since, so that no replica
+        // still holds an older version the tombstone alone would have kept from coming back.
+        if (!this.deps.confirms(reap.primaries, reap.since)) {
+          if (reap.waits < REAP_WAITS_MAX) this.fileReap(this.now + Math.ceil(graceTicks / 4), { ...reap, waits: reap.waits + 1 });
           continue;
         }
         for (const node of reap.primaries) this.send(node, { t: 'reap', from: this.init.nodeId, b: reap.bucket, k: reap.key, obj: reap.object }, out);
@@ -844,7 +862,9 @@ export class Coordinator {
   private scheduleReap(write: OpenWrite): void {
     if (this.reapsPending >= REAPS_PENDING_MAX) return;
     const primaries = write.targets.filter((t) => t.primary).map((t) => t.node);
-    this.fileReap(this.now + this.graceTicks(), { bucket: write.bucket, key: write.key, object: write.object, primaries });
+    // Anti-entropy confirms ranges this node shares; a coordinator that is no primary of the key can't.
+    if (!primaries.includes(this.init.nodeId)) return;
+    this.fileReap(this.now + this.graceTicks(), { bucket: write.bucket, key: write.key, object: write.object, primaries, since: this.now, waits: 0 });
   }
 
   private fileReap(at: number, reap: Reap): void {

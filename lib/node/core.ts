@@ -11,6 +11,8 @@
  * membership, operator requests to the few lines below. Each part takes only what it uses.
  */
 
+import { AntiEntropy, type AntiEntropySettings, type AntiEntropyStats, type PeerExchangeStats } from '../antientropy/exchange.js';
+import { rangesWith } from '../antientropy/ranges.js';
 import { InvalidRequestError, UnavailableError } from '../base/errors.js';
 import { Prng } from '../base/prng.js';
 import { join } from '../clock/dvv.js';
@@ -71,6 +73,7 @@ export interface NodeCoreInit extends CoordinatorInit {
   /** Seed of the node's PRNG; every random choice in the core derives from it. */
   readonly seed: number;
   readonly handoff: HandoffSettings;
+  readonly antiEntropy: AntiEntropySettings;
 }
 
 export interface HandoffSettings {
@@ -114,6 +117,7 @@ export class NodeCore {
   private readonly coordinator: Coordinator;
   private readonly replica: ReplicaServer;
   private readonly hints: HintBook;
+  private readonly ae: AntiEntropy<NodeOutput>;
   private readonly local: LocalReplica;
   private readonly store: StoreReader;
   private readonly tickMs: number;
@@ -161,7 +165,26 @@ export class NodeCore {
     const placement = this.placement();
     const rid = (): number => this.ridNext++;
     const toSelf = (message: PeerMessage, out: NodeOutput[]): void => void this.replica.onMessage(init.nodeId, message, out);
-    this.coordinator = new Coordinator({ local: this.local, hints: this.hints, placement, rid, toSelf }, init);
+    this.ae = new AntiEntropy(
+      {
+        nodeId: init.nodeId,
+        tickMs: init.tickMs,
+        local: this.local,
+        scan: (from, to) => deps.store.scan(from, to),
+        rid,
+        ring: () => this.ring(),
+        replicas: () => this.replicasMax(),
+        alive: (id) => this.isAlive(id),
+        send: (node, message, out) => {
+          const to = placement.addressOf(node);
+          if (to !== undefined) out.push({ kind: 'send', to, message });
+        },
+        log: (level, msg, fields, out) => out.push({ kind: 'log', level, msg, fields }),
+      },
+      init.antiEntropy,
+    );
+    const confirms = (primaries: readonly string[], since: number): boolean => this.ae.confirms(primaries, since);
+    this.coordinator = new Coordinator({ local: this.local, hints: this.hints, placement, rid, toSelf, confirms }, init);
     this.replica = new ReplicaServer(
       { local: this.local, hints: this.hints, placement, rid, hintsFor: (target, limit) => deps.store.hintsFor(target, limit) },
       { nodeId: init.nodeId, batchMax: init.handoff.batchKeys },
@@ -205,6 +228,63 @@ export class NodeCore {
     return this.coordinator.counterIssued;
   }
 
+  /** Anti-entropy counters, the exchange running, and a repair's progress. */
+  get antiEntropy(): AntiEntropyStats {
+    return this.ae.stats;
+  }
+
+  /** Per peer: ticks since the last completed exchange started (undefined: never). */
+  get antiEntropyPeers(): PeerExchangeStats[] {
+    return this.ae.peerStats().map((p) => ({ ...p, lastTick: p.lastTick === undefined ? undefined : this.now - p.lastTick }));
+  }
+
+  /**
+   * Per range this node holds: milliseconds since the start of the last exchange that covered
+   * it with every other replica of it (null: some replica never exchanged with this node).
+   */
+  rangeAges(): { start: number; end: number; ageMs: number | null }[] {
+    const ring = this.ring();
+    const self = this.membership.id;
+    const n = this.replicasMax();
+    if (!ring.has(self)) return [];
+    const out: { start: number; end: number; ageMs: number | null }[] = [];
+    for (const range of rangesWith(ring, [self], n)) {
+      const others = this.preferenceListOf(range.end, n).primaries.filter((id) => id !== self);
+      let oldest: number | undefined = this.now;
+      for (const peer of others) {
+        const last = this.ae.lastExchange(peer);
+        oldest = last === undefined || oldest === undefined ? undefined : Math.min(oldest, last);
+      }
+      out.push({ start: range.start, end: range.end, ageMs: oldest === undefined ? null : (this.now - oldest) * this.tickMs });
+    }
+    return out;
+  }
+
+  /** What `/status` shows of anti-entropy: counters, per peer, and a summary of range ages. */
+  antiEntropyStatus(): Record<string, unknown> {
+    const ranges = this.rangeAges();
+    const ages = ranges.map((r) => r.ageMs).filter((a): a is number => a !== null).sort((a, b) => a - b);
+    return {
+      ...this.ae.stats,
+      lastFailure: this.ae.stats.lastFailure === undefined ? null : { ...this.ae.stats.lastFailure, agoMs: (this.now - this.ae.stats.lastFailure.tick) * this.tickMs },
+      peers: this.antiEntropyPeers.map((p) => ({ peer: p.peer, lastExchangeMsAgo: p.lastTick === undefined ? null : p.lastTick * this.tickMs, completed: p.completed, failed: p.failed })),
+      ranges: {
+        count: ranges.length,
+        neverExchanged: ranges.length - ages.length,
+        oldestAgeMs: ranges.length === ages.length && ages.length > 0 ? ages[ages.length - 1] : null,
+        medianAgeMs: ages.length === 0 ? null : ages[Math.floor(ages.length / 2)],
+      },
+      rangeAges: ranges,
+    };
+  }
+
+  /** The largest replication factor of any bucket: the one anti-entropy shares ranges at. */
+  private replicasMax(): number {
+    let n = this.replicas;
+    for (const props of Object.values(this.metadata.listBuckets())) if (typeof props.n === 'number' && props.n > n) n = props.n;
+    return n;
+  }
+
   /** Replication counters and the hints kept per target. */
   get replication(): ReplicationStats {
     return { ...this.coordinator.stats, ...this.replica.stats, hints: this.hints.stats(), hintsPending: this.hints.pendingTotal };
@@ -227,6 +307,7 @@ export class NodeCore {
         this.coordinator.onTick(out);
         this.membership.tick(this.now, events);
         this.replica.onTick(this.now, out);
+        if (this.servesData) this.ae.onTick(this.now, out);
         this.keepPeers(out);
         break;
       case 'client-request':
@@ -254,6 +335,7 @@ export class NodeCore {
         if (input.node !== undefined && input.reason === 'unreachable') {
           this.coordinator.onPeerUnreachable(input.node, out);
           this.replica.onPeerUnreachable(input.node, this.now);
+          this.ae.onPeerUnreachable(input.node);
         }
         break;
       case 'peer-undeliverable':
@@ -264,6 +346,9 @@ export class NodeCore {
         break;
       case 'loop-lag':
         this.membership.onLoopLag(input.ticks);
+        break;
+      case 'load':
+        this.ae.onLoad(input.latencyMs);
         break;
     }
     for (const event of events) this.emit(event, out);
@@ -284,10 +369,12 @@ export class NodeCore {
       case 'rget-ok':
       case 'rerr':
       case 'fwd-reply':
-        if (!this.coordinator.onPeerAnswer(from, message, out) && message.t === 'rerr') this.replica.onError(from, message.rid, this.now);
+        if (!this.coordinator.onPeerAnswer(from, message, out) && message.t === 'rerr' && !this.ae.onError(from, message.rid, `${message.code}: ${message.msg}`)) {
+          this.replica.onError(from, message.rid, this.now);
+        }
         return;
       default:
-        this.replica.onMessage(from, message, out);
+        if (!this.ae.onMessage(from, message, out)) this.replica.onMessage(from, message, out);
     }
   }
 
@@ -323,6 +410,11 @@ export class NodeCore {
         return;
       case 'handoff':
         this.replica.onError(node, message.rid, this.now);
+        return;
+      case 'ae-tree':
+      case 'ae-keys':
+      case 'ae-sync':
+        this.ae.onError(node, message.rid, 'not sent: the node could not be reached');
         return;
       default:
         return;
@@ -406,11 +498,20 @@ export class NodeCore {
           joined: this.membership.hasJoined,
           localHealth: this.membership.localHealth,
           replication: this.replication,
+          antiEntropy: this.antiEntropyStatus(),
           members: this.membership.view().map(({ heardTicksAgo, ...member }) => ({
             ...member,
             heardMsAgo: heardTicksAgo === undefined ? null : heardTicksAgo * this.tickMs,
           })),
         });
+      case 'repair':
+        if (!this.servesData) {
+          out.push({ kind: 'client-reply', conn, reply: errorReply(request.id, new UnavailableError('this node does not serve data yet (joining, or waiting for its cluster)')) });
+          return;
+        }
+        return reply({ node: this.membership.id, ...this.ae.repair(request.bucket) });
+      case 'repair-status':
+        return reply({ node: this.membership.id, repair: this.ae.repairProgress() ?? null, running: this.ae.stats.running ?? null });
       case 'leave':
         if (this.membership.status === 'left') {
           out.push({ kind: 'client-reply', conn, reply: errorReply(request.id, new UnavailableError('this node has already left the cluster')) });

@@ -28,7 +28,9 @@ export type NodeInput =
   /** The event loop did not run for `ticks` ticks (a pause, a long GC): the view is stale. */
   | { readonly kind: 'stalled'; readonly ticks: number }
   /** The event loop's measured lag, in ticks (Lifeguard's local health). */
-  | { readonly kind: 'loop-lag'; readonly ticks: number };
+  | { readonly kind: 'loop-lag'; readonly ticks: number }
+  /** Foreground latency the shell measured over its last interval (a high percentile of client requests): anti-entropy backs off as it rises. */
+  | { readonly kind: 'load'; readonly latencyMs: number };
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 

@@ -62,6 +62,12 @@ export class LocalReplica {
     return this.durable(slot);
   }
 
+  /** The newest version of a slot whose durable version is `durable` (as a scan returned it): the pending one if a write is on its way. */
+  newest(slot: Slot, durable: KvObject): KvObject | undefined {
+    const pending = this.pending.get(slotKey(slot));
+    return pending === undefined ? durable : pending.object;
+  }
+
   /** The durable version. Throws StorageError when the stored record is unreadable. */
   durable(slot: Slot): KvObject | undefined {
     return slot.hintFor === undefined ? this.store.get(slot.bucket, slot.key) : this.store.getHint(slot.hintFor, slot.bucket, slot.key);

@@ -20,6 +20,19 @@ export interface StoreReader {
   hintsFor(target: string, limit: number): HintEntry[];
   /** Every target with hints: how many, and their encoded size. Read once when a node starts. */
   hintTargets(): HintTargetSummary[];
+  /**
+   * The node's own entries with token in [fromToken, toToken) in storage-key order, wrapping
+   * past 2^32 − 1 when fromToken >= toToken (equal bounds: the whole ring). Anti-entropy reads
+   * the keys under a differing leaf through it. Throws StorageError like `get`.
+   */
+  scan(fromToken: number, toToken: number): Iterable<ScanEntry>;
+}
+
+export interface ScanEntry {
+  readonly token: number;
+  readonly bucket: string;
+  readonly key: string;
+  readonly object: KvObject;
 }
 
 export interface HintEntry {

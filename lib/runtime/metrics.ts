@@ -5,6 +5,7 @@
  */
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AntiEntropyStats } from '../antientropy/exchange.js';
 import type { ReplicationStats } from '../node/core.js';
 
 export type Operation = 'put' | 'get' | 'del' | 'upd' | 'fetch' | 'admin';
@@ -12,6 +13,8 @@ export type Operation = 'put' | 'get' | 'del' | 'upd' | 'fetch' | 'admin';
 export interface MetricsSources {
   inflight(): number;
   replication(): ReplicationStats | undefined;
+  /** Anti-entropy counters, per peer ticks since the last exchange, and per range its age in ms (null: never). */
+  antiEntropy(): { stats: AntiEntropyStats; peers: readonly { peer: string; ageMs: number | null }[]; ranges: readonly { ageMs: number | null }[] } | undefined;
   members(): readonly { readonly live: string; readonly status: string }[];
   localHealth(): number;
 }
@@ -105,6 +108,69 @@ export class NodeMetrics {
         },
       });
     }
+    const aeTotals: [string, string, (stats: AntiEntropyStats) => number][] = [
+      ['chorus_ae_exchanges_completed_total', 'Anti-entropy exchanges this node ran to the end.', (s) => s.exchangesCompleted],
+      ['chorus_ae_exchanges_failed_total', 'Anti-entropy exchanges dropped (peer gone, timeout, refusal); the next one resumes.', (s) => s.exchangesFailed],
+      ['chorus_ae_keys_repaired_total', 'Keys whose local copy anti-entropy changed here (either side of an exchange).', (s) => s.keysRepaired],
+      ['chorus_ae_records_sent_total', 'Records shipped to peers by anti-entropy.', (s) => s.recordsSent],
+      ['chorus_ae_records_received_total', 'Records received from peers by anti-entropy.', (s) => s.recordsReceived],
+      ['chorus_ae_bytes_sent_total', 'Estimated bytes of anti-entropy messages sent (hashes, key lists, records).', (s) => s.bytesSent],
+      ['chorus_ae_bytes_received_total', 'Estimated bytes of anti-entropy messages received.', (s) => s.bytesReceived],
+    ];
+    for (const [name, help, value] of aeTotals) {
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          const ae = read.antiEntropy();
+          if (ae === undefined) return;
+          this.reset();
+          this.inc(value(ae.stats));
+        },
+      });
+    }
+    new Gauge({
+      name: 'chorus_ae_rate',
+      help: "Anti-entropy's budget as a share of the configured one (lower while foreground latency is up).",
+      registers: [this.registry],
+      collect() {
+        const ae = read.antiEntropy();
+        if (ae !== undefined) this.set(ae.stats.rate);
+      },
+    });
+    new Gauge({
+      name: 'chorus_ae_last_exchange_age_seconds',
+      help: 'Time since the last completed anti-entropy exchange with each peer started.',
+      labelNames: ['peer'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const peer of read.antiEntropy()?.peers ?? []) if (peer.ageMs !== null) this.set({ peer: peer.peer }, peer.ageMs / 1000);
+      },
+    });
+    new Gauge({
+      name: 'chorus_ae_range_age_seconds',
+      help: 'Age of the last exchange covering a range this node holds with all its replicas: the oldest, and the median.',
+      labelNames: ['quantile'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const ages = (read.antiEntropy()?.ranges ?? []).map((r) => r.ageMs);
+        const known = ages.filter((a): a is number => a !== null).sort((a, b) => a - b);
+        if (known.length === 0) return;
+        this.set({ quantile: '0.5' }, known[Math.floor(known.length / 2)]! / 1000);
+        this.set({ quantile: '1' }, known[known.length - 1]! / 1000);
+      },
+    });
+    new Gauge({
+      name: 'chorus_ae_ranges_never_exchanged',
+      help: 'Ranges this node holds that some replica of has never completed an exchange with it since it started.',
+      registers: [this.registry],
+      collect() {
+        this.set((read.antiEntropy()?.ranges ?? []).filter((r) => r.ageMs === null).length);
+      },
+    });
     this.peerDropped = new Counter({
       name: 'chorus_peer_messages_dropped_total',
       help: 'Peer messages dropped because the peer could not be reached (the protocol tolerates loss).',

@@ -59,6 +59,13 @@ const INTAKE_REQUESTS_MAX = 16_384;
  */
 const STALL_TICKS_MIN = 50;
 
+/** How often the shell tells the core how slow client requests are (anti-entropy's backoff). */
+const LOAD_WINDOW_MS = 1000;
+/** Fewer requests in a window say nothing about latency. */
+const LOAD_SAMPLES_MIN = 20;
+/** Latencies kept per window at most: a percentile of the first ones is as good. */
+const LOAD_SAMPLES_MAX = 10_000;
+
 export interface RunningNode {
   readonly nodeId: string;
   readonly actor: string;
@@ -155,6 +162,9 @@ class NodeRuntime implements RunningNode {
   private readonly applying = new Set<Promise<void>>();
   private readonly docValidator = new DocValidator();
   private ticker: NodeJS.Timeout | undefined;
+  /** Client request latencies (ms) of the current load window. */
+  private loadSamples: number[] = [];
+  private loadWindowStartMs = 0;
   private tickOriginMs = 0;
   private ticksDone = 0;
   private listening = false;
@@ -175,6 +185,13 @@ class NodeRuntime implements RunningNode {
     this.metrics = new NodeMetrics({ node: identity.nodeId }, {
       inflight: () => this.core?.inflight ?? 0,
       replication: () => this.core?.replication,
+      antiEntropy: () => {
+        const core = this.core;
+        if (core === undefined) return undefined;
+        const tickMs = this.config.runtime.tickMs;
+        const peers = core.antiEntropyPeers.map((p) => ({ peer: p.peer, ageMs: p.lastTick === undefined ? null : p.lastTick * tickMs }));
+        return { stats: core.antiEntropy, peers, ranges: core.rangeAges() };
+      },
       members: () => this.core?.membership.view() ?? [],
       localHealth: () => this.core?.membership.localHealth ?? 0,
     });
@@ -268,6 +285,7 @@ class NodeRuntime implements RunningNode {
         metadata: this.store.getMeta(META_METADATA),
         seed: randomBytes(4).readUInt32BE(0),
         handoff: config.handoff,
+        antiEntropy: config.antiEntropy,
         counterFloor: this.counterFloor,
       },
     );
@@ -348,6 +366,7 @@ class NodeRuntime implements RunningNode {
       localHealth: this.core.membership.localHealth,
       peersConnected: this.peers.connected.length,
       replication: this.core.replication,
+      antiEntropy: this.core.antiEntropyStatus(),
       members: this.core.membership.view().map((m) => ({
         id: m.id,
         addr: m.addr,
@@ -454,6 +473,23 @@ class NodeRuntime implements RunningNode {
       this.ticksDone++;
       this.step({ kind: 'tick' });
     }
+    this.reportLoad();
+  }
+
+  /**
+   * Once per LOAD_WINDOW_MS, the 90th percentile of client request latency over the window,
+   * for anti-entropy to back off while foreground requests slow down. Quiet windows (too few
+   * requests to say) report nothing.
+   */
+  private reportLoad(): void {
+    const now = performance.now();
+    if (now - this.loadWindowStartMs < LOAD_WINDOW_MS) return;
+    this.loadWindowStartMs = now;
+    const samples = this.loadSamples;
+    this.loadSamples = [];
+    if (samples.length < LOAD_SAMPLES_MIN) return;
+    samples.sort((a, b) => a - b);
+    this.step({ kind: 'load', latencyMs: samples[Math.floor(samples.length * 0.9)]! });
   }
 
   private step(input: NodeInput): void {
@@ -490,7 +526,9 @@ class NodeRuntime implements RunningNode {
     const open = client.open.get(reply.id);
     if (open) {
       client.open.delete(reply.id);
-      this.metrics.requestDone(open.op, reply.t === 'err' ? reply.code : 'ok', (performance.now() - open.startedMs) / 1000);
+      const ms = performance.now() - open.startedMs;
+      this.metrics.requestDone(open.op, reply.t === 'err' ? reply.code : 'ok', ms / 1000);
+      if (open.op !== 'admin' && this.loadSamples.length < LOAD_SAMPLES_MAX) this.loadSamples.push(ms);
     }
     client.conn.send(reply);
   }

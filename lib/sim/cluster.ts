@@ -35,6 +35,7 @@ import type { MemberView } from '../membership/membership.js';
 import { PROFILES, profileTicks, type Profile } from '../membership/profile.js';
 import { decodePeers, decodeUint, encodeUint, INCARNATION_RESERVE, META_INCARNATION, META_METADATA, META_PEERS, NodeCore, type ReplicationStats } from '../node/core.js';
 import type { NodeInput, NodeOutput } from '../node/io.js';
+import type { AntiEntropySettings } from '../antientropy/exchange.js';
 import { segmentsOf } from '../storage/segments.js';
 import { SimDisk, type DiskOptions } from './disk.js';
 import { SimNetwork, type NetworkEvent, type NetworkOptions } from './network.js';
@@ -67,7 +68,19 @@ export interface ClusterOptions {
   readonly checkEveryTicks: number;
   /** Everything that happens to one key (requests, replies, replica messages, writes, faults), line by line. */
   readonly watch: KeyWatch | undefined;
+  /** Anti-entropy settings of every node (SIM_ANTI_ENTROPY unless given). */
+  readonly antiEntropy: AntiEntropySettings;
 }
+
+/** Anti-entropy in the simulator: on, an exchange a second, a budget that small clusters never feel. */
+export const SIM_ANTI_ENTROPY: AntiEntropySettings = {
+  enabled: true,
+  intervalMs: 1000,
+  keysPerSecond: 5000,
+  bytesPerSecond: 16 * 1024 * 1024,
+  batchKeys: 64,
+  timeoutMs: 5000,
+};
 
 /** Follows one key through a run: what `npm run sim -- --key K` prints. */
 export interface KeyWatch {
@@ -174,6 +187,7 @@ export class SimCluster {
       start: true,
       checkEveryTicks: 1,
       watch: undefined,
+      antiEntropy: SIM_ANTI_ENTROPY,
       ...options,
     };
     this.seed = options.seed >>> 0;
@@ -267,6 +281,7 @@ export class SimCluster {
         seed,
         counterFloor: 0,
         handoff: { intervalMs: 200, batchKeys: 64, hintsPerTargetMax: 100_000, hintBytesPerTargetMax: 64 * 1024 * 1024 },
+        antiEntropy: this.options.antiEntropy,
       },
     );
     node.state = 'up';

@@ -85,6 +85,11 @@ export class SimDisk implements StoreReader {
     return this.records.hintTargets();
   }
 
+  /** Durable records with token in [fromToken, toToken), wrapping, like the Store's scan. */
+  scan(fromToken: number, toToken: number): IterableIterator<StoreEntry> {
+    return this.records.scan(fromToken, toToken);
+  }
+
   /** Every durable record, in storage-key order. */
   entries(): IterableIterator<StoreEntry> {
     return this.records.scan(0, 0);

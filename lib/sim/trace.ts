@@ -159,6 +159,20 @@ export function formatMessage(message: PeerMessage): string {
     case 'rput-ok':
     case 'handoff-ok':
       return `${message.t}#${message.rid}`;
+    case 'ae-tree':
+      return `ae-tree#${message.rid} x${message.xid} L${message.level} nodes=${message.nodes.length}${message.ring === undefined ? '' : ' open'}`;
+    case 'ae-tree-ok':
+      return `ae-tree-ok#${message.rid} hashes=${message.hashes.length / 16}`;
+    case 'ae-keys':
+      return `ae-keys#${message.rid} x${message.xid} leaves=${message.leaves.length}`;
+    case 'ae-keys-ok':
+      return `ae-keys-ok#${message.rid} keys=${message.keys.length}`;
+    case 'ae-sync':
+      return `ae-sync#${message.rid} x${message.xid} push=${message.push.length} pull=${message.pull.length}`;
+    case 'ae-sync-ok':
+      return `ae-sync-ok#${message.rid} objs=${message.objs.length}`;
+    case 'ae-done':
+      return `ae-done x${message.xid}`;
   }
 }
 

@@ -417,7 +417,7 @@ describe('config', () => {
     it('lists every setting with its env name, type and default', () => {
       const settings = describeSettings();
       expect(settings.map((setting) => setting.path)).to.deep.equal(SETTING_PATHS);
-      expect(settings).to.have.length(38);
+      expect(settings).to.have.length(44);
       expect(settings.find((setting) => setting.path === 'membership.profile')).to.deep.include({ env: 'CHORUS_MEMBERSHIP_PROFILE', default: 'lan' });
       const port = settings.find((setting) => setting.path === 'node.port');
       expect(port).to.deep.include({ env: 'CHORUS_NODE_PORT', type: 'integer 0..65535', default: 7070 });

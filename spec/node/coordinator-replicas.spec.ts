@@ -50,6 +50,7 @@ class ThreeReplicas {
       getHint: (t, b, k) => this.hintDisk.get(`${t}\0${b}\0${k}`),
       hintsFor: () => [],
       hintTargets: () => [],
+      scan: () => [],
     }, new SegmentHashes(4));
     const placement: Placement = {
       ready: true,
@@ -60,7 +61,7 @@ class ThreeReplicas {
       unhealthyAt: 0,
     };
     this.core = new Coordinator(
-      { local: this.local, hints: this.hints, placement, rid: () => this.rid++, toSelf: () => undefined },
+      { local: this.local, hints: this.hints, placement, rid: () => this.rid++, toSelf: () => undefined, confirms: () => true },
       {
         nodeId: 'n1',
         actor: 'n1/e1',

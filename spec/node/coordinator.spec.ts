@@ -52,7 +52,7 @@ class Harness {
 
   constructor(init: Partial<CoordinatorInit> = {}) {
     // The single-node path keeps no hints, so the hint reads find none.
-    this.local = new LocalReplica({ get: (b, k) => this.disk.get(`${b}\0${k}`), getHint: () => undefined, hintsFor: () => [], hintTargets: () => [] }, new SegmentHashes(4));
+    this.local = new LocalReplica({ get: (b, k) => this.disk.get(`${b}\0${k}`), getHint: () => undefined, hintsFor: () => [], hintTargets: () => [], scan: () => [] }, new SegmentHashes(4));
     this.core = new Coordinator(
       {
         local: this.local,
@@ -60,6 +60,7 @@ class Harness {
         placement: singleNodePlacement('n1'),
         rid: () => this.rid++,
         toSelf: () => undefined,
+        confirms: () => true,
       },
       {
         nodeId: 'n1',
