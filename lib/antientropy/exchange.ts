@@ -41,7 +41,6 @@ import { objectBytes } from '../handoff/hints.js';
 import {
   buildTree,
   EXCHANGE_NODES_MAX,
-  KEY_HASH_BYTES,
   keySetHash,
   objectDigest,
   TreeLeaves,
@@ -52,7 +51,7 @@ import {
 } from '../merkle/index.js';
 import type { Ring } from '../ring/ring.js';
 import { checkObject } from '../replication/replica.js';
-import { sharedBounds } from './ranges.js';
+import { sharedBounds, type Span } from '../ring/shared-ranges.js';
 
 export interface AntiEntropySettings {
   /** Whether exchanges start on their own (a repair runs either way). */
@@ -112,6 +111,16 @@ export interface AntiEntropyDeps<Out> {
   readonly log: (level: 'info' | 'warn', msg: string, fields: Readonly<Record<string, string | number | boolean>>, out: Out[]) => void;
 }
 
+/**
+ * Bytes of a node hash on the wire: the first 8 of its 16. A difference two replicas' nodes hide
+ * from each other needs their hashes to agree in 64 bits by chance, which at one comparison per
+ * node per exchange is as good as never, and halves what a descent costs.
+ */
+const WIRE_HASH_BYTES = 8;
+
+/** Parents named in one `ae-tree`: their children's hashes fill one answer of at most EXCHANGE_NODES_MAX nodes. */
+const PARENTS_PER_REQUEST = EXCHANGE_NODES_MAX / 16;
+
 /** Leaves asked for in one `ae-keys`: about 15 keys each at a million keys, so some 200 KB of names. */
 const LEAVES_PER_REQUEST = 256;
 /** Bytes of records in one `ae-sync` at most (records are never split). */
@@ -125,7 +134,7 @@ const PRESSURE_FACTOR_MIN = 1 / 32;
 
 export interface ExchangeProgress {
   readonly peer: string;
-  readonly kind: 'scheduled' | 'repair';
+  readonly kind: ExchangeKind;
   readonly phase: 'tree' | 'keys' | 'sync';
   readonly leavesDiffering: number;
   readonly leavesDone: number;
@@ -172,7 +181,27 @@ export interface RepairProgress {
   readonly done: boolean;
 }
 
-type Scope = { readonly ring: string; readonly n: number };
+/** What an exchange covers: the spans two nodes share on a ring both hold, or spans named outright (a transfer). */
+type Scope = { readonly ring: string; readonly n: number } | { readonly spans: readonly Span[] };
+
+export type ExchangeKind = 'scheduled' | 'repair' | 'transfer';
+
+/** How a transfer exchange ended. */
+export interface TransferResult {
+  readonly ok: boolean;
+  readonly reason: string | undefined;
+  readonly keysCompared: number;
+  readonly keysRepaired: number;
+}
+
+interface QueuedTransfer {
+  readonly peer: string;
+  readonly spans: readonly Span[];
+  readonly done: (result: TransferResult) => void;
+}
+
+/** Spans one exchange may name: a vnode's worth of ranges for a large node. */
+export const EXCHANGE_SPANS_MAX = 4096;
 
 interface Awaiting {
   readonly rid: number;
@@ -182,18 +211,21 @@ interface Awaiting {
 interface Exchange {
   readonly xid: number;
   readonly peer: string;
-  readonly kind: 'scheduled' | 'repair';
+  readonly kind: ExchangeKind;
+  readonly onDone: ((result: TransferResult) => void) | undefined;
   readonly scope: Scope;
   readonly bucket: string | undefined;
   readonly startedAt: number;
   readonly leaves: TreeLeaves;
   readonly tree: HashTree;
   opened: boolean;
+  rootAsked: boolean;
   phase: 'tree' | 'keys' | 'sync';
+  /** The level being compared (0: the root). */
   level: number;
-  /** Nodes of `level` still to ask about. */
+  /** Nodes of the level above `level` that differed and whose children are still to ask about. */
   queue: number[];
-  /** Nodes of the next level to ask about: children of those that differed. */
+  /** Nodes of `level` that differed: the parents to ask about at the next level. */
   next: number[];
   /** The nodes asked about in the request in flight. */
   asked: number[];
@@ -250,6 +282,7 @@ export class AntiEntropy<Out> {
   private rate = 1;
   private latencyBaseline: number | undefined;
   private repairRun: Repair | undefined;
+  private readonly transfers: QueuedTransfer[] = [];
   private repairLast: RepairProgress | undefined;
   private completed = 0;
   private failed = 0;
@@ -353,9 +386,25 @@ export class AntiEntropy<Out> {
     };
   }
 
+  /**
+   * Runs an exchange with `peer` over `spans` (named outright, not derived from the ring) ahead
+   * of any other, at the repair budget: how ranges move on a join or a leave. `done` is called
+   * once, when it ends either way.
+   */
+  transfer(peer: string, spans: readonly Span[], done: (result: TransferResult) => void): void {
+    this.transfers.push({ peer, spans: spans.slice(0, EXCHANGE_SPANS_MAX), done });
+    if (this.exchange?.kind === 'scheduled') this.abandon(this.exchange, 'a transfer takes over');
+  }
+
+  /** Whether a transfer is queued or running. */
+  get transferring(): boolean {
+    return this.transfers.length > 0 || this.exchange?.kind === 'transfer';
+  }
+
   onTick(now: number, out: Out[]): void {
     this.now = now;
-    const factor = this.repairRun === undefined ? this.rate : REPAIR_BUDGET_FACTOR;
+    const forced = this.repairRun !== undefined || this.exchange?.kind === 'transfer' || this.transfers.length > 0;
+    const factor = forced ? REPAIR_BUDGET_FACTOR : this.rate;
     const perTick = this.deps.tickMs / 1000;
     // At most one second of budget accumulates while nothing is shipped.
     this.keysBudget = Math.min(this.settings.keysPerSecond * factor, this.keysBudget + this.settings.keysPerSecond * perTick * factor);
@@ -366,6 +415,11 @@ export class AntiEntropy<Out> {
     if (ex !== undefined) {
       if (ex.awaiting !== undefined && now >= ex.awaiting.deadline) this.abandon(ex, 'timed out');
       else if (ex.awaiting === undefined) this.advance(ex, out);
+      return;
+    }
+    const transfer = this.transfers.shift();
+    if (transfer !== undefined) {
+      if (!this.begin(transfer.peer, 'transfer', undefined, out, transfer)) transfer.done({ ok: false, reason: 'the peer is not alive', keysCompared: 0, keysRepaired: 0 });
       return;
     }
     if (now < this.nextStart) return;
@@ -441,10 +495,18 @@ export class AntiEntropy<Out> {
       .filter((id) => id !== this.deps.nodeId && this.deps.alive(id));
   }
 
-  private begin(peer: string, kind: 'scheduled' | 'repair', bucket: string | undefined, out: Out[]): boolean {
-    const ring = this.deps.ring();
-    const n = this.deps.replicas();
-    const bounds = sharedBounds(ring, this.deps.nodeId, peer, n);
+  private begin(peer: string, kind: ExchangeKind, bucket: string | undefined, out: Out[], transfer?: QueuedTransfer): boolean {
+    let scope: Scope;
+    let bounds: readonly Span[];
+    if (transfer !== undefined) {
+      bounds = transfer.spans;
+      scope = { spans: bounds };
+    } else {
+      const ring = this.deps.ring();
+      const n = this.deps.replicas();
+      bounds = sharedBounds(ring, this.deps.nodeId, peer, n);
+      scope = { ring: ring.checksum, n };
+    }
     if (bounds.length === 0 || !this.deps.alive(peer)) return false;
     const leaves = TreeLeaves.of(this.deps.local.segments.depth, bounds);
     const tree = this.treeOf(leaves);
@@ -452,15 +514,17 @@ export class AntiEntropy<Out> {
       xid: this.xidNext++,
       peer,
       kind,
-      scope: { ring: ring.checksum, n },
+      onDone: transfer?.done,
+      scope,
       bucket,
       startedAt: this.now,
       leaves,
       tree,
       opened: false,
+      rootAsked: false,
       phase: 'tree',
       level: 0,
-      queue: [0],
+      queue: [],
       next: [],
       asked: [],
       differing: [],
@@ -478,24 +542,36 @@ export class AntiEntropy<Out> {
   /** Sends the exchange's next request, if its budget allows; finishes it when nothing is left. */
   private advance(ex: Exchange, out: Out[]): void {
     if (ex.phase === 'tree') {
-      if (ex.queue.length === 0) {
-        const leafLevel = ex.tree.levels.length - 1;
-        if (ex.level < leafLevel && ex.next.length > 0) {
-          ex.level++;
-          ex.queue = ex.next;
-          ex.next = [];
-        } else {
-          ex.phase = 'keys';
-          return this.advance(ex, out);
+      let of: number[];
+      if (!ex.rootAsked) {
+        // The first request asks for the root; every later one names parents and gets their children.
+        ex.rootAsked = true;
+        of = [];
+        ex.asked = [0];
+      } else {
+        if (ex.queue.length === 0) {
+          const leafLevel = ex.tree.levels.length - 1;
+          if (ex.level < leafLevel && ex.next.length > 0) {
+            ex.level++;
+            ex.queue = ex.next;
+            ex.next = [];
+          } else {
+            ex.phase = 'keys';
+            return this.advance(ex, out);
+          }
         }
+        of = ex.queue.splice(0, PARENTS_PER_REQUEST);
+        ex.asked = childrenOf(ex.tree, ex.level - 1, of);
       }
-      ex.asked = ex.queue.splice(0, EXCHANGE_NODES_MAX);
-      const message: AeTree = { t: 'ae-tree', from: this.deps.nodeId, rid: this.deps.rid(), xid: ex.xid, depth: ex.leaves.depth, level: ex.level, nodes: ex.asked };
+      const message: AeTree = { t: 'ae-tree', from: this.deps.nodeId, rid: this.deps.rid(), xid: ex.xid, level: ex.level, of };
       if (!ex.opened) {
         ex.opened = true;
-        this.request(ex, { ...message, ring: ex.scope.ring, n: ex.scope.n, ...(ex.bucket === undefined ? {} : { b: ex.bucket }) }, 8 + ex.asked.length * 4, out);
+        const scope: Pick<AeTree, 'ring' | 'n' | 'spans'> =
+          'ring' in ex.scope ? { ring: ex.scope.ring, n: ex.scope.n } : { spans: ex.scope.spans.map((s): [number, number] => [s.fromToken, s.toToken]) };
+        const bytes = 8 + (scope.spans === undefined ? 70 : scope.spans.length * 10);
+        this.request(ex, { ...message, depth: ex.leaves.depth, ...scope, ...(ex.bucket === undefined ? {} : { b: ex.bucket }) }, bytes, out);
       } else {
-        this.request(ex, message, 8 + ex.asked.length * 4, out);
+        this.request(ex, message, 8 + of.length * 4, out);
       }
       return;
     }
@@ -539,29 +615,19 @@ export class AntiEntropy<Out> {
     if (ex === undefined) return;
     this.bytesReceived += message.hashes.length;
     const asked = ex.asked;
-    if (message.leaves !== ex.tree.leafCount || message.hashes.length !== asked.length * KEY_HASH_BYTES) {
+    if (message.leaves !== ex.tree.leafCount || message.hashes.length !== asked.length * WIRE_HASH_BYTES) {
       return this.abandon(ex, `the peer's tree does not match (${message.leaves} leaves, mine ${ex.tree.leafCount})`);
     }
     this.treeNodesCompared += asked.length;
     const mine = ex.tree.levels[ex.level]!;
-    const theirs = new Uint32Array(4);
     const view = new DataView(message.hashes.buffer, message.hashes.byteOffset, message.hashes.byteLength);
     const differing: number[] = [];
     asked.forEach((node, i) => {
-      for (let w = 0; w < 4; w++) theirs[w] = view.getUint32(i * KEY_HASH_BYTES + w * 4, true);
       const at = node * 4;
-      if (mine[at] !== theirs[0] || mine[at + 1] !== theirs[1] || mine[at + 2] !== theirs[2] || mine[at + 3] !== theirs[3]) differing.push(node);
+      if (mine[at] !== view.getUint32(i * WIRE_HASH_BYTES, true) || mine[at + 1] !== view.getUint32(i * WIRE_HASH_BYTES + 4, true)) differing.push(node);
     });
-    const leafLevel = ex.tree.levels.length - 1;
-    if (ex.level === leafLevel) {
-      ex.differing.push(...differing);
-    } else {
-      const size = ex.tree.levels[ex.level + 1]!.length / 4;
-      for (const node of differing) {
-        const end = Math.min(size, (node + 1) * ex.tree.fanout);
-        for (let child = node * ex.tree.fanout; child < end; child++) ex.next.push(child);
-      }
-    }
+    if (ex.level === ex.tree.levels.length - 1) ex.differing.push(...differing);
+    else ex.next.push(...differing);
     this.advance(ex, out);
   }
 
@@ -632,6 +698,7 @@ export class AntiEntropy<Out> {
       this.deps.log('info', 'anti-entropy exchange done', fields, out);
     }
     this.afterExchange(ex, true);
+    ex.onDone?.({ ok: true, reason: undefined, keysCompared: ex.keysCompared, keysRepaired: ex.keysRepaired });
   }
 
   private abandon(ex: Exchange, reason: string): void {
@@ -641,6 +708,7 @@ export class AntiEntropy<Out> {
     this.noteExchange(ex.peer, undefined, false);
     this.lastFailure = { peer: ex.peer, reason, tick: this.now };
     this.afterExchange(ex, false);
+    ex.onDone?.({ ok: false, reason, keysCompared: ex.keysCompared, keysRepaired: ex.keysRepaired });
   }
 
   private afterExchange(ex: Exchange, ok: boolean): void {
@@ -688,7 +756,7 @@ export class AntiEntropy<Out> {
   private onTree(from: string, message: AeTree, out: Out[]): void {
     const id = `${from} ${message.xid}`;
     let session = this.sessions.get(id);
-    if (message.ring !== undefined) {
+    if (message.ring !== undefined || message.spans !== undefined) {
       // One exchange per pair at a time, or both would ship the same records: when two nodes
       // open exchanges with each other at once, the one from the smaller id goes on.
       const mine = this.exchange;
@@ -696,12 +764,17 @@ export class AntiEntropy<Out> {
         if (this.deps.nodeId < from) return this.refuse(from, message.rid, 'UNAVAILABLE', 'an exchange between us is already running', out);
         this.abandon(mine, 'the peer opened an exchange with this node at the same time');
       }
-      const ring = this.deps.ring();
-      if (ring.checksum !== message.ring) return this.refuse(from, message.rid, 'UNAVAILABLE', 'our rings differ; try again once membership has settled', out);
-      if (message.depth !== this.deps.local.segments.depth) {
+      if (message.depth !== undefined && message.depth !== this.deps.local.segments.depth) {
         return this.refuse(from, message.rid, 'INVALID_REQUEST', `segment depth ${message.depth} differs from this node's ${this.deps.local.segments.depth}`, out);
       }
-      const bounds = sharedBounds(ring, from, this.deps.nodeId, message.n ?? this.deps.replicas());
+      let bounds: Span[];
+      if (message.spans !== undefined) {
+        bounds = message.spans.map(([fromToken, toToken]) => ({ fromToken, toToken }));
+      } else {
+        const ring = this.deps.ring();
+        if (ringId(ring) !== message.ring) return this.refuse(from, message.rid, 'UNAVAILABLE', 'our rings differ; try again once membership has settled', out);
+        bounds = sharedBounds(ring, from, this.deps.nodeId, message.n ?? this.deps.replicas());
+      }
       if (bounds.length === 0) return this.refuse(from, message.rid, 'INVALID_REQUEST', 'we share no ranges', out);
       const leaves = TreeLeaves.of(this.deps.local.segments.depth, bounds);
       session = { from, xid: message.xid, openedAt: this.now, leaves, tree: this.treeOf(leaves), bucket: message.b, lastUsed: this.now };
@@ -711,16 +784,19 @@ export class AntiEntropy<Out> {
     if (session === undefined) return this.refuse(from, message.rid, 'UNAVAILABLE', 'no such exchange here (expired, or this node restarted)', out);
     session.lastUsed = this.now;
     const tree = session.tree;
-    if (message.level >= tree.levels.length) return this.refuse(from, message.rid, 'INVALID_REQUEST', `level ${message.level} is not in the tree`, out);
-    const level = tree.levels[message.level]!;
-    const size = level.length / 4;
-    const hashes = new Uint8Array(message.nodes.length * KEY_HASH_BYTES);
-    const view = new DataView(hashes.buffer);
-    for (let i = 0; i < message.nodes.length; i++) {
-      const node = message.nodes[i]!;
-      if (node >= size) return this.refuse(from, message.rid, 'INVALID_REQUEST', `node ${node} is not in level ${message.level}`, out);
-      for (let w = 0; w < 4; w++) view.setUint32(i * KEY_HASH_BYTES + w * 4, level[node * 4 + w]!, true);
+    if (message.level >= tree.levels.length || (message.level === 0) !== (message.of.length === 0)) {
+      return this.refuse(from, message.rid, 'INVALID_REQUEST', `level ${message.level} with ${message.of.length} parents does not fit the tree`, out);
     }
+    const above = message.level === 0 ? 1 : tree.levels[message.level - 1]!.length / 4;
+    for (const parent of message.of) if (parent >= above) return this.refuse(from, message.rid, 'INVALID_REQUEST', `node ${parent} is not in level ${message.level - 1}`, out);
+    const nodes = message.level === 0 ? [0] : childrenOf(tree, message.level - 1, message.of);
+    const level = tree.levels[message.level]!;
+    const hashes = new Uint8Array(nodes.length * WIRE_HASH_BYTES);
+    const view = new DataView(hashes.buffer);
+    nodes.forEach((node, i) => {
+      view.setUint32(i * WIRE_HASH_BYTES, level[node * 4]!, true);
+      view.setUint32(i * WIRE_HASH_BYTES + 4, level[node * 4 + 1]!, true);
+    });
     this.bytesSent += hashes.length;
     this.send(from, { t: 'ae-tree-ok', from: this.deps.nodeId, rid: message.rid, leaves: tree.leafCount, hashes }, out);
   }
@@ -847,6 +923,22 @@ export class AntiEntropy<Out> {
   private timeoutTicks(): number {
     return Math.max(1, Math.round(this.settings.timeoutMs / this.deps.tickMs));
   }
+}
+
+/** A ring's checksum as an exchange names it: 64 bits of it tell two rings apart as well as all 256. */
+function ringId(ring: Ring): string {
+  return ring.checksum.slice(0, 16);
+}
+
+/** The children of `parents` (nodes at `level`) at the next level, in order. */
+function childrenOf(tree: HashTree, level: number, parents: readonly number[]): number[] {
+  const size = tree.levels[level + 1]!.length / 4;
+  const out: number[] = [];
+  for (const parent of parents) {
+    const end = Math.min(size, (parent + 1) * tree.fanout);
+    for (let child = parent * tree.fanout; child < end; child++) out.push(child);
+  }
+  return out;
 }
 
 function slotId(bucket: string, key: string): string {

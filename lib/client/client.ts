@@ -112,6 +112,15 @@ export interface AdminOptions extends RequestOptions {
    * the first connected node of those given to `connect`.
    */
   readonly node?: string;
+  /** The member a `remove` or `plan` is about (its id). */
+  readonly member?: string;
+  /** For `plan`: the change to plan. */
+  readonly change?: AdminRequest['change'];
+  /** For `plan` of a join: the new member's vnodes and zone. */
+  readonly vnodes?: number;
+  readonly zone?: string;
+  /** For `remove` and `leave`: do it even though it is unsafe. */
+  readonly force?: boolean;
 }
 
 export interface GetOptions<T = unknown> extends RequestOptions {
@@ -396,6 +405,11 @@ export class Client {
     if (args.bucket !== undefined) request.bucket = args.bucket;
     if (args.key !== undefined) request.key = args.key;
     if (args.props !== undefined) request.props = args.props;
+    if (args.member !== undefined) request.node = args.member;
+    if (args.change !== undefined) request.change = args.change;
+    if (args.vnodes !== undefined) request.vnodes = args.vnodes;
+    if (args.zone !== undefined) request.zone = args.zone;
+    if (args.force !== undefined) request.force = args.force;
     const reply = await this.request(request, args, args.node);
     if (reply.t !== 'admin-ok') throw unexpected(reply);
     return reply.result;

@@ -355,11 +355,13 @@ export const reapSchema = z.strictObject({ t: z.literal('reap'), from: nodeId, b
 // ---- peer messages: anti-entropy (lib/antientropy) ----
 
 const treeNode = z.number().int().min(0).max(2 ** 31);
+const token = z.number().int().min(0).max(2 ** 32 - 1);
 const record = z.strictObject({ b: bucketField, k: keyField, obj: storedObject });
 
 /**
- * "Your hashes of these nodes at this level, please." The first of an exchange carries `ring`
- * (the checksum of the sender's ring) and `n`: the receiver builds the tree of the spans the two
+ * "Your hashes of the children of these nodes, please": `of` names nodes of level `level` − 1
+ * (none for the root, level 0). The first of an exchange carries `ring` (the checksum of the
+ * sender's ring), `n` and the segment `depth`: the receiver builds the tree of the spans the two
  * share on that ring, and refuses if its ring differs. `b` limits the exchange to one bucket.
  */
 export const aeTreeSchema = z.strictObject({
@@ -367,14 +369,16 @@ export const aeTreeSchema = z.strictObject({
   from: nodeId,
   rid,
   xid: sequence,
-  depth: z.number().int().min(1).max(32),
+  depth: z.number().int().min(1).max(32).optional(),
   level: z.number().int().min(0).max(64),
-  nodes: z.array(treeNode).max(4096),
+  of: z.array(treeNode).max(4096),
   ring: z.string().max(128).optional(),
   n: z.number().int().min(1).max(16).optional(),
+  /** Instead of `ring`: the spans [from, to) to compare, named outright (a transfer on a join or leave). */
+  spans: z.array(z.tuple([token, token])).min(1).max(4096).optional(),
   b: bucketField.optional(),
 });
-/** The hashes asked for, 16 bytes per node in the order asked, and the receiver's leaf count (a shape check). */
+/** The hashes asked for (the first 8 bytes of each node's), in order, and the receiver's leaf count (a shape check). */
 export const aeTreeOkSchema = z.strictObject({ t: z.literal('ae-tree-ok'), from: nodeId, rid, leaves: z.number().int().min(0), hashes: bytes });
 /** "Your keys under these leaves, please." */
 export const aeKeysSchema = z.strictObject({ t: z.literal('ae-keys'), from: nodeId, rid, xid: sequence, leaves: z.array(treeNode).max(4096) });

@@ -74,6 +74,12 @@ export interface MembershipInit {
   /** Seed addresses (host:port); this node's own address is skipped. */
   readonly seeds: readonly string[];
   readonly profile: Profile;
+  /**
+   * The status this node had when it stopped, if it had become a member of the ring (`up`)
+   * or was leaving it; a new node starts `joining` and becomes `up` once its data has been
+   * streamed to it (`markUp`). A node that left stays out.
+   */
+  readonly status?: 'up' | 'leaving' | 'left';
 }
 
 export interface MembershipDeps {
@@ -158,7 +164,7 @@ export class Membership {
     // for the other seeds, so that nodes given the same seed list end up in one cluster.
     this.joined = this.seeds.length < init.seeds.length || this.seeds.length === 0;
     this.seedsAnswered = this.seeds.length === 0;
-    this.self = { ...init.self, status: this.joined ? 'up' : 'joining', live: 'alive', inc: init.incarnation };
+    this.self = { ...init.self, status: init.status ?? 'joining', live: 'alive', inc: init.incarnation };
     this.joinDelayTicks = init.profile.joinRetryTicks;
     this.nextPushPullTick = this.prng.int(init.profile.pushPullIntervalTicks) + 1;
   }
@@ -319,11 +325,29 @@ export class Membership {
     if (lagTicks > this.profile.probeTimeoutTicks / 2) this.adjustAwareness(1);
   }
 
-  /** Starts a graceful leave: `leaving` now, `left` once the news has had time to spread. */
+  /** Starts a graceful leave: `leaving` now; `depart` once the node's data has moved to the new owners. */
   leave(out: MembershipOutput[]): void {
     if (this.self.status === 'leaving' || this.self.status === 'left') return;
     this.setSelf({ status: 'leaving' }, out);
+  }
+
+  /** A leaving node's data has moved: `left` once the news that it is leaving has had time to spread. */
+  depart(): void {
+    if (this.self.status !== 'leaving' || this.leaveAtTick !== undefined) return;
     this.leaveAtTick = this.now + this.profile.gossipIntervalTicks * retransmitLimit(this.profile, this.members.size + 1);
+  }
+
+  /** A joining node holds the data of its ranges: it becomes a member of the ring. */
+  markUp(out: MembershipOutput[]): void {
+    if (this.self.status !== 'joining') return;
+    this.setSelf({ status: 'up' }, out);
+    out.push({ kind: 'event', level: 'info', msg: 'up: this node now owns its ranges', fields: { inc: this.self.inc } });
+  }
+
+  /** Leaves at once, without waiting (an operator removed this node). */
+  leaveNow(out: MembershipOutput[]): void {
+    if (this.self.status === 'left') return;
+    this.finishLeave(out);
   }
 
   /** Announces a change of the metadata document made at this node. */
@@ -499,6 +523,14 @@ export class Membership {
 
   /** Others say something about us: refute a suspicion or death, or a departure we did not make. */
   private aboutSelf(update: MemberState, from: string, out: MembershipOutput[]): void {
+    // The cluster knew this node as a member of the ring, but it starts as a new one (its data
+    // directory was lost with the status it kept): it is that member still, and anti-entropy
+    // refills it, as it would any replica that lost data.
+    if (this.self.status === 'joining' && (update.status === 'up' || update.status === 'leaving') && update.inc >= this.self.inc) {
+      out.push({ kind: 'event', level: 'warn', msg: 'the cluster knows this node as up: rejoining as up', fields: { inc: update.inc, from } });
+      this.setSelf({ status: 'up', inc: update.inc + 1 }, out);
+      return;
+    }
     const accused = update.live !== 'alive' || (update.status === 'left' && this.self.status !== 'left');
     if (!accused || update.inc < this.self.inc) return;
     this.adjustAwareness(1);
@@ -569,7 +601,6 @@ export class Membership {
 
   private becomeJoined(via: string, out: MembershipOutput[]): void {
     this.joined = true;
-    if (this.self.status === 'joining') this.setSelf({ status: 'up' }, out);
     out.push({ kind: 'event', level: 'info', msg: 'joined', fields: { via, members: this.members.size + 1 } });
   }
 

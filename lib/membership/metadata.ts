@@ -1,5 +1,10 @@
 /**
- * Cluster metadata: bucket properties in a Yjs document that every node holds.
+ * Cluster metadata: bucket properties, and the members an operator removed, in a Yjs
+ * document that every node holds.
+ *
+ * A removed member (`chorus remove`) is out of the ring for good, whatever its own gossip says:
+ * the entry is a fact an operator stated, kept with the metadata rather than in the member
+ * table, where a dead node's last word could otherwise outlive it.
  *
  * Administrative changes can be made at any node at the same time; Yjs merges them without
  * coordination. Each property of each bucket is its own entry of one flat Y.Map, keyed
@@ -33,6 +38,11 @@ export class ClusterMetadata {
   private readonly props: Y.Map<unknown>;
   /** The bucket table as `listBuckets` builds it, until the next change: every request reads it. */
   private buckets: Readonly<Record<string, BucketProps>> | undefined;
+  /** Removed member id → the tick-free marker `true`. */
+  private readonly removedMap: Y.Map<unknown>;
+  private removedSet: ReadonlySet<string> | undefined;
+  /** Bumped on every change of the removed set (the ring depends on it). */
+  private removedChanges = 0;
 
   constructor(prng: Prng, persisted?: Uint8Array) {
     // Yjs picks a random client id; the core's randomness must come from its seeded PRNG.
@@ -40,6 +50,11 @@ export class ClusterMetadata {
     this.props = this.doc.getMap('bucket-props');
     this.props.observe(() => {
       this.buckets = undefined;
+    });
+    this.removedMap = this.doc.getMap('removed-members');
+    this.removedMap.observe(() => {
+      this.removedSet = undefined;
+      this.removedChanges++;
     });
     if (persisted !== undefined && persisted.byteLength > 0) this.apply(persisted);
   }
@@ -77,6 +92,22 @@ export class ClusterMetadata {
     this.doc.transact(() => {
       for (const [key, value] of Object.entries(props)) if (value !== undefined) this.props.set(`${name}\u0000${key}`, value);
     });
+  }
+
+  /** Takes a member out of the ring for good (an operator's `remove`). */
+  removeMember(id: string): void {
+    this.removedMap.set(id, true);
+  }
+
+  /** Members taken out of the ring by an operator. */
+  removedMembers(): ReadonlySet<string> {
+    this.removedSet ??= new Set([...this.removedMap.keys()].sort());
+    return this.removedSet;
+  }
+
+  /** Changes whenever the removed set does. */
+  get removedVersion(): number {
+    return this.removedChanges;
   }
 
   bucket(name: string): BucketProps | undefined {

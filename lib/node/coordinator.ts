@@ -946,9 +946,20 @@ export class Coordinator {
     const replicas = Math.max(1, list.primaries.length);
     const required = Math.max(1, resolveLevel(level.level, replicas));
     const primariesRequired = Math.min(resolveLevel(primaryLevel.level, replicas), replicas);
-    const spec: QuorumSpec = { required: Math.max(required, primariesRequired), primariesRequired };
+    let spec: QuorumSpec = { required: Math.max(required, primariesRequired), primariesRequired };
     const sloppy = sloppyIn ?? this.init.replication.sloppy;
-    const targets = chooseTargets({ primaries: list.primaries, fallbacks: list.fallbacks, alive: (id) => placement.alive(id), sloppy });
+    const chosen = chooseTargets({ primaries: list.primaries, fallbacks: list.fallbacks, alive: (id) => placement.alive(id), sloppy });
+    let targets: readonly ReplicaTarget[] = chosen;
+    if (name === 'w' && list.pending !== undefined) {
+      // A member joining or leaving: the key's future replicas take the write too, and their
+      // acknowledgements count on top of w, so a write acknowledged now is on a quorum of the
+      // replicas the change leaves (one that is down will pull its ranges again when back).
+      const pending = list.pending.filter((id) => placement.alive(id) && !chosen.some((t) => t.node === id));
+      if (pending.length > 0) {
+        targets = [...chosen, ...pending.map((node) => ({ node, primary: false }))];
+        spec = { required: spec.required + pending.length, primariesRequired: spec.primariesRequired };
+      }
+    }
     const shortfall = quorumShortfall(spec, targets);
     if (shortfall) {
       const what =

@@ -12,13 +12,15 @@
  */
 
 import { AntiEntropy, type AntiEntropySettings, type AntiEntropyStats, type PeerExchangeStats } from '../antientropy/exchange.js';
-import { rangesWith } from '../antientropy/ranges.js';
+import { rangesWith } from '../ring/shared-ranges.js';
+import { rangeSize, RING_TOKENS } from '../ring/token-range.js';
 import { InvalidRequestError, UnavailableError } from '../base/errors.js';
 import { Prng } from '../base/prng.js';
 import { join } from '../clock/dvv.js';
 import type { KvObject } from '../clock/object.js';
 import type { AdminRequest, ClientReply, PeerMessage } from '../codec/messages.js';
 import { HintBook, type HintTargetStats } from '../handoff/hints.js';
+import { carryOver, planTransfers, summarizeChange, type TransferTask } from '../handoff/transfers.js';
 import type { SegmentHashes } from '../merkle/index.js';
 import { Membership, type MembershipOutput, type MembershipSelf, type PeerTarget } from '../membership/membership.js';
 import { ClusterMetadata, type BucketProps } from '../membership/metadata.js';
@@ -50,6 +52,8 @@ export const INCARNATION_RESERVE = 64;
 export const META_METADATA = 'cluster-metadata';
 /** Addresses of the other members, kept so that a restart finds its cluster without seeds. */
 export const META_PEERS = 'peers';
+/** The node's status once it has owned ranges (`up`, `leaving`, `left`): a restart keeps it instead of joining anew. */
+export const META_STATUS = 'status';
 
 /** Member addresses kept for a restart, at most: any one that answers is enough. */
 const PEERS_KEPT_MAX = 32;
@@ -74,6 +78,8 @@ export interface NodeCoreInit extends CoordinatorInit {
   readonly seed: number;
   readonly handoff: HandoffSettings;
   readonly antiEntropy: AntiEntropySettings;
+  /** The status kept under META_STATUS, if any. */
+  readonly status?: 'up' | 'leaving' | 'left';
 }
 
 export interface HandoffSettings {
@@ -107,6 +113,9 @@ export interface NodeCoreDeps {
 
 /** How long a restarted node waits for its member table to hold every member it knew before it serves anyway. */
 const PEERS_WAIT_MS_MAX = 60_000;
+
+/** The longest wait before a failed transfer is tried again: 30 s at 10 ms ticks. */
+const TRANSFER_RETRY_TICKS_MAX = 3000;
 
 /** Incarnations whose request ids stay apart (ids stay safe integers below 2^53). */
 const RID_INCARNATIONS = 2 ** 20;
@@ -143,7 +152,15 @@ export class NodeCore {
   /** Primaries per (vnode, n) of the current ring. */
   private primariesCache: { ring: Ring; lists: Map<number, readonly string[]> } | undefined;
   /** The ring, rebuilt when the member table changed in a way that moves it. */
-  private ringCache: { version: number; key: string; ring: Ring } | undefined;
+  private ringCache: { version: string; key: string; ring: Ring } | undefined;
+  /** The ring of the change under way (members joining or up), when it differs from the ring. */
+  private futureCache: { version: string; key: string; ring: Ring } | undefined;
+  private futurePrimaries: { ring: Ring; lists: Map<number, readonly string[]> } | undefined;
+  /** This node's transfers for the change under way, and the rings they were planned for. */
+  private transfers: TransferTask[] = [];
+  private transfersPlannedFor = '';
+  /** The status last written under META_STATUS. */
+  private statusKept: string | undefined;
 
   constructor(deps: NodeCoreDeps, init: NodeCoreInit) {
     const prng = new Prng(init.seed);
@@ -152,7 +169,7 @@ export class NodeCore {
     this.metadata = new ClusterMetadata(prng.fork('metadata'), init.metadata);
     this.membership = new Membership(
       { prng: prng.fork('membership'), metadata: this.metadata },
-      { self: init.self, incarnation: init.incarnation, seeds: init.seeds, profile: init.profile },
+      { self: init.self, incarnation: init.incarnation, seeds: init.seeds, profile: init.profile, ...(init.status === undefined ? {} : { status: init.status }) },
     );
     this.store = deps.store;
     this.local = new LocalReplica(deps.store, deps.segments);
@@ -192,6 +209,7 @@ export class NodeCore {
     this.tickMs = init.tickMs;
     this.replicas = init.replication.n;
     this.knownPeers = init.knownPeers;
+    this.statusKept = init.status;
   }
 
   /**
@@ -201,7 +219,7 @@ export class NodeCore {
    */
   get servesData(): boolean {
     const m = this.membership;
-    return m.hasJoined && m.status !== 'left' && (this.knownPeers.length === 0 || (m.hasHeardFromCluster && this.knowsPeersAgain()));
+    return m.hasJoined && m.status !== 'left' && !this.metadata.removedMembers().has(m.id) && (this.knownPeers.length === 0 || (m.hasHeardFromCluster && this.knowsPeersAgain()));
   }
 
   /**
@@ -278,6 +296,84 @@ export class NodeCore {
     };
   }
 
+  /**
+   * `chorus remove`: takes a dead member out of the ring for good; the replicas that gain its
+   * ranges get their data from the others through anti-entropy. Refused for a member that looks
+   * alive, or when fewer than n members would remain, unless forced.
+   */
+  private onRemove(conn: ConnId, request: AdminRequest, out: NodeOutput[], events: MembershipOutput[]): void {
+    const refuse = (error: InvalidRequestError | UnavailableError): void => void out.push({ kind: 'client-reply', conn, reply: errorReply(request.id, error) });
+    const id = request.node;
+    if (id === undefined) return refuse(new InvalidRequestError('remove needs the id of the node to remove', { field: 'node' }));
+    const member = this.membership.member(id);
+    if (member === undefined && !this.ring().has(id)) return refuse(new InvalidRequestError(`no member ${id} in this cluster`, { field: 'node' }));
+    if (this.metadata.removedMembers().has(id)) return refuse(new InvalidRequestError(`${id} was removed already`, { field: 'node' }));
+    const force = request.force === true;
+    if (id === this.membership.id && !force) return refuse(new InvalidRequestError('this is the node you are talking to: ask another node, or use `chorus leave` to take it out gracefully', { field: 'node' }));
+    if (member !== undefined && member.live === 'alive' && member.status !== 'left' && !force) {
+      return refuse(new InvalidRequestError(`${id} is alive: stop it first, or use \`chorus leave\` on it (use --force to remove it anyway)`, { field: 'node', live: member.live }));
+    }
+    const remaining = this.ring().members.filter((m) => m.id !== id).length;
+    if (remaining < this.replicasMax() && !force) {
+      return refuse(new InvalidRequestError(`removing ${id} would leave ${remaining} nodes, fewer than n=${this.replicasMax()} (use --force to remove it anyway)`, { field: 'force', nodesAfter: remaining }));
+    }
+    const before = this.ring();
+    this.metadata.removeMember(id);
+    this.membership.metadataChanged(events);
+    const summary = summarizeChange(before, this.ring(), this.replicasMax());
+    out.push({ kind: 'log', level: 'warn', msg: 'member removed by an operator', fields: { member: id, forced: force } });
+    out.push({ kind: 'client-reply', conn, reply: { t: 'admin-ok', id: request.id, result: { removed: id, ...this.describeSummary(summary) } } as ClientReply });
+  }
+
+  /**
+   * `chorus plan`: what a join, leave or removal would move, before it is made: ranges, and per
+   * node the share of the ring and about how many keys and bytes it would gain or lose.
+   */
+  private onPlan(conn: ConnId, request: AdminRequest, out: NodeOutput[]): void {
+    const refuse = (error: InvalidRequestError): void => void out.push({ kind: 'client-reply', conn, reply: errorReply(request.id, error) });
+    const id = request.node;
+    if (request.change === undefined) return refuse(new InvalidRequestError('plan needs a change: join, leave or remove', { field: 'change' }));
+    if (id === undefined) return refuse(new InvalidRequestError('plan needs the id of the node', { field: 'node' }));
+    const before = this.ring();
+    let members = before.members.map((m) => ({ id: m.id, zone: m.zone, vnodes: m.vnodes }));
+    if (request.change === 'join') {
+      if (before.has(id)) return refuse(new InvalidRequestError(`${id} is a member already`, { field: 'node' }));
+      const self = this.membership.member(this.membership.id);
+      members = [...members, { id, zone: request.zone ?? `zone-of-${id}`, vnodes: request.vnodes ?? self?.vnodes ?? 256 }];
+    } else {
+      if (!before.has(id)) return refuse(new InvalidRequestError(`${id} is not in the ring`, { field: 'node' }));
+      members = members.filter((m) => m.id !== id);
+    }
+    const summary = summarizeChange(before, buildRing(members), this.replicasMax());
+    out.push({ kind: 'client-reply', conn, reply: { t: 'admin-ok', id: request.id, result: { change: request.change, node: id, n: this.replicasMax(), nodesBefore: before.nodeCount, nodesAfter: members.length, ...this.describeSummary(summary) } } as ClientReply });
+  }
+
+  /** A change's summary with key and byte estimates from this node's own data (its keys per token, its average record). */
+  private describeSummary(summary: ReturnType<typeof summarizeChange>): Record<string, unknown> {
+    const held = this.rangesHeldShare();
+    // This node holds `keyCount` keys over `held` of the ring: the density of keys per share of ring.
+    const keysPerShare = held > 0 ? this.local.segments.keyCount / held : 0;
+    const bytesPerKey = this.local.averageRecordBytes;
+    const estimate = (share: number): { share: number; keys: number; bytes: number } => ({
+      share: Math.round(share * 1e6) / 1e6,
+      keys: Math.round(share * keysPerShare),
+      bytes: Math.round(share * keysPerShare * bytesPerKey),
+    });
+    return {
+      ranges: summary.ranges,
+      moved: estimate(summary.moved),
+      betweenExistingNodes: estimate(summary.betweenExisting),
+      nodes: summary.nodes.map((n) => ({ node: n.node, gains: estimate(n.gains), loses: estimate(n.loses) })),
+    };
+  }
+
+  /** The share of the ring this node holds a replica of. */
+  private rangesHeldShare(): number {
+    const ring = this.ring();
+    if (!ring.has(this.membership.id)) return 0;
+    return rangesWith(ring, [this.membership.id], this.replicasMax()).reduce((sum, r) => sum + rangeSize(r), 0) / RING_TOKENS;
+  }
+
   /** The largest replication factor of any bucket: the one anti-entropy shares ranges at. */
   private replicasMax(): number {
     let n = this.replicas;
@@ -308,6 +404,7 @@ export class NodeCore {
         this.membership.tick(this.now, events);
         this.replica.onTick(this.now, out);
         if (this.servesData) this.ae.onTick(this.now, out);
+        this.topologyTick(events);
         this.keepPeers(out);
         break;
       case 'client-request':
@@ -352,6 +449,92 @@ export class NodeCore {
         break;
     }
     for (const event of events) this.emit(event, out);
+    this.keepStatus(out);
+  }
+
+  // ---- joining and leaving ----
+
+  /**
+   * Moves this node through a change of the ring it takes part in: a joining node pulls the
+   * ranges it gains from their current replicas, then becomes `up`; a leaving node pushes the
+   * ranges it loses to their new replicas, then departs; a node an operator removed leaves at
+   * once. The first node of a cluster (no ring yet) is up at once: there is nothing to pull.
+   */
+  private topologyTick(events: MembershipOutput[]): void {
+    const m = this.membership;
+    if (m.status !== 'left' && this.metadata.removedMembers().has(m.id)) {
+      events.push({ kind: 'event', level: 'warn', msg: 'an operator removed this node from the cluster; leaving', fields: {} });
+      m.leaveNow(events);
+      return;
+    }
+    if (m.status === 'joining') {
+      if (!m.hasJoined || !(m.hasHeardFromCluster || this.now * this.tickMs >= PEERS_WAIT_MS_MAX)) return;
+      if (this.ring().vnodeCount === 0) return m.markUp(events);
+      if (this.driveTransfers()) m.markUp(events);
+    } else if (m.status === 'leaving') {
+      if (this.driveTransfers()) m.depart();
+    } else if (this.transfers.length > 0) {
+      this.transfers = [];
+      this.transfersPlannedFor = '';
+    }
+  }
+
+  /** Plans (when the rings changed) and runs this node's transfers one at a time; true once all are done. */
+  private driveTransfers(): boolean {
+    const current = this.ring();
+    const future = this.futureRing();
+    const planKey = `${current.checksum} ${future.checksum}`;
+    if (planKey !== this.transfersPlannedFor) {
+      this.transfersPlannedFor = planKey;
+      this.transfers = carryOver(this.transfers, planTransfers(current, future, this.membership.id, this.replicasMax()));
+    }
+    if (this.transfers.some((t) => t.state === 'running')) return false;
+    // A leave waits for every new replica; a join needs every source that is alive (a dead
+    // one's copies are on the other replicas of its ranges, which are sources too).
+    const open = this.transfers.filter((t) => t.state !== 'done' && (t.direction === 'out' || this.isAlive(t.peer)));
+    if (open.length === 0) return true;
+    const next = open.find((t) => this.now >= t.notBefore && this.isAlive(t.peer));
+    if (next === undefined) return false;
+    next.state = 'running';
+    next.attempts++;
+    const planned = this.transfersPlannedFor;
+    this.ae.transfer(next.peer, next.spans, (result) => {
+      next.keysCompared += result.keysCompared;
+      next.keysMoved += result.keysRepaired;
+      if (result.ok) {
+        next.state = 'done';
+        next.lastError = undefined;
+      } else {
+        next.state = 'failed';
+        next.lastError = result.reason;
+        next.notBefore = this.now + Math.min(TRANSFER_RETRY_TICKS_MAX, 2 ** Math.min(next.attempts, 10) * Math.ceil(100 / this.tickMs));
+      }
+      void planned;
+    });
+    return false;
+  }
+
+  /** Keeps the node's status once it owns ranges, so a restart comes back as the member it was. */
+  private keepStatus(out: NodeOutput[]): void {
+    const status = this.membership.status;
+    if (status === 'joining' || status === this.statusKept) return;
+    this.statusKept = status;
+    out.push({ kind: 'meta-write', name: META_STATUS, value: new TextEncoder().encode(status) });
+  }
+
+  /** The transfers of the change under way, as `chorus transfers` shows them. */
+  transfersView(): Record<string, unknown>[] {
+    return this.transfers.map((t) => ({
+      peer: t.peer,
+      direction: t.direction,
+      state: t.state,
+      ranges: t.ranges,
+      share: t.share,
+      attempts: t.attempts,
+      keysCompared: t.keysCompared,
+      keysMoved: t.keysMoved,
+      ...(t.lastError === undefined ? {} : { lastError: t.lastError }),
+    }));
   }
 
   private onPeerMessage(from: string, message: PeerMessage, out: NodeOutput[], events: MembershipOutput[]): void {
@@ -459,8 +642,29 @@ export class NodeCore {
       primaries = preferenceList(ring, token, n, { fallbacks: 0 }).primaries;
       cache.lists.set(slot, primaries);
     }
-    if (primaries.every((id: string) => this.isAlive(id))) return { primaries, fallbacks: [] };
-    return preferenceList(ring, token, n, { alive: (id) => this.isAlive(id) });
+    const pending = this.pendingOf(token, n, primaries);
+    if (primaries.every((id: string) => this.isAlive(id))) return pending === undefined ? { primaries, fallbacks: [] } : { primaries, fallbacks: [], pending };
+    const list = preferenceList(ring, token, n, { alive: (id) => this.isAlive(id) });
+    return pending === undefined ? list : { ...list, pending };
+  }
+
+  /** The key's primaries in the ring of the change under way that are not primaries now; undefined when nothing changes. */
+  private pendingOf(token: number, n: number, primaries: readonly string[]): readonly string[] | undefined {
+    const future = this.futureRing();
+    if (future === this.ring() || future.vnodeCount === 0) return undefined;
+    const cache = (this.futurePrimaries ??= { ring: future, lists: new Map<number, readonly string[]>() });
+    if (cache.ring !== future) {
+      cache.ring = future;
+      cache.lists.clear();
+    }
+    const slot = future.successor(token) * PRIMARIES_N_MAX + Math.min(n, PRIMARIES_N_MAX - 1);
+    let after = cache.lists.get(slot);
+    if (after === undefined) {
+      after = preferenceList(future, token, n, { fallbacks: 0 }).primaries;
+      cache.lists.set(slot, after);
+    }
+    const pending = after.filter((id) => !primaries.includes(id));
+    return pending.length === 0 ? undefined : pending;
   }
 
   private isAlive(id: string): boolean {
@@ -496,6 +700,8 @@ export class NodeCore {
         return reply({
           node: this.membership.id,
           joined: this.membership.hasJoined,
+          status: this.membership.status,
+          transfers: this.transfersView(),
           localHealth: this.membership.localHealth,
           replication: this.replication,
           antiEntropy: this.antiEntropyStatus(),
@@ -512,13 +718,38 @@ export class NodeCore {
         return reply({ node: this.membership.id, ...this.ae.repair(request.bucket) });
       case 'repair-status':
         return reply({ node: this.membership.id, repair: this.ae.repairProgress() ?? null, running: this.ae.stats.running ?? null });
-      case 'leave':
+      case 'leave': {
         if (this.membership.status === 'left') {
           out.push({ kind: 'client-reply', conn, reply: errorReply(request.id, new UnavailableError('this node has already left the cluster')) });
           return;
         }
+        const after = this.ring().members.filter((m) => m.id !== this.membership.id).length;
+        if (after < this.replicasMax() && request.force !== true) {
+          const error = new InvalidRequestError(`leaving would leave ${after} nodes, fewer than n=${this.replicasMax()}: keys would have fewer replicas than they should (use --force to leave anyway)`, {
+            field: 'force',
+            nodesAfter: after,
+            n: this.replicasMax(),
+          });
+          out.push({ kind: 'client-reply', conn, reply: errorReply(request.id, error) });
+          return;
+        }
         this.membership.leave(events);
         return reply({ node: this.membership.id, status: this.membership.status });
+      }
+      case 'remove':
+        return this.onRemove(conn, request, out, events);
+      case 'transfers':
+        return reply({
+          node: this.membership.id,
+          status: this.membership.status,
+          transfers: this.transfersView(),
+          exchange: this.ae.stats.running ?? null,
+          repair: this.ae.repairProgress() ?? null,
+          // What anti-entropy still has to rebuild after a removal: ranges some replica never exchanged with this node.
+          rangesNeverExchanged: this.rangeAges().filter((r) => r.ageMs === null).length,
+        });
+      case 'plan':
+        return this.onPlan(conn, request, out);
       case 'bucket-set': {
         const invalid = checkBucketProps(request, this.metadata.bucket(request.bucket ?? '')?.type);
         if (invalid) {
@@ -575,19 +806,37 @@ export class NodeCore {
   }
 
   /**
-   * The ring of every member that has not left: ownership follows membership, not liveness,
-   * so a dead member keeps its ranges until an operator removes it.
+   * The ring that places data now: every member `up` or `leaving` (a leaving node serves until
+   * its ranges have moved), none an operator removed. Ownership follows membership, not
+   * liveness, so a dead member keeps its ranges until an operator removes it. A joining node
+   * enters it once its ranges are streamed to it.
    */
   private ring(): Ring {
-    const version = this.membership.version;
-    if (this.ringCache?.version === version) return this.ringCache.ring;
+    return this.ringOf('current');
+  }
+
+  /** The ring once the change under way is done: members `joining` or `up`. Same object as `ring()` when nothing changes. */
+  private futureRing(): Ring {
+    const future = this.ringOf('future');
+    const current = this.ring();
+    return future.checksum === current.checksum ? current : future;
+  }
+
+  private ringOf(which: 'current' | 'future'): Ring {
+    const version = `${this.membership.version} ${this.metadata.removedVersion}`;
+    const cache = which === 'current' ? this.ringCache : this.futureCache;
+    if (cache?.version === version) return cache.ring;
+    const removed = this.metadata.removedMembers();
+    const statuses = which === 'current' ? ['up', 'leaving'] : ['joining', 'up'];
     const members = this.membership
       .view()
-      .filter((m) => m.status !== 'left')
+      .filter((m) => statuses.includes(m.status) && !removed.has(m.id))
       .map((m) => ({ id: m.id, zone: m.zone, vnodes: m.vnodes }));
     const key = members.map((m) => `${m.id} ${m.zone} ${m.vnodes}`).join('\n');
-    const ring = this.ringCache?.key === key ? this.ringCache.ring : buildRing(members);
-    this.ringCache = { version, key, ring };
+    const ring = cache?.key === key ? cache.ring : buildRing(members);
+    const entry = { version, key, ring };
+    if (which === 'current') this.ringCache = entry;
+    else this.futureCache = entry;
     return ring;
   }
 }
@@ -625,6 +874,13 @@ export function decodePeers(bytes: Uint8Array | undefined): string[] {
     .split(',')
     .filter((addr) => addr.length >= 3 && addr.length <= 300)
     .slice(0, PEERS_KEPT_MAX);
+}
+
+/** The status kept under META_STATUS, if it is one a restart keeps. */
+export function decodeStatus(bytes: Uint8Array | undefined): 'up' | 'leaving' | 'left' | undefined {
+  if (bytes === undefined) return undefined;
+  const text = new TextDecoder().decode(bytes);
+  return text === 'up' || text === 'leaving' || text === 'left' ? text : undefined;
 }
 
 /** The incarnation as it is persisted: 8 bytes, big-endian. */

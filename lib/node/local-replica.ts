@@ -15,6 +15,7 @@
  */
 
 import type { KvObject } from '../clock/object.js';
+import { objectBytes } from '../handoff/hints.js';
 import { objectDigest, type SegmentHashes } from '../merkle/index.js';
 import { keyToken } from '../ring/token.js';
 import type { NodeOutput } from './io.js';
@@ -49,10 +50,17 @@ export class LocalReplica {
   private readonly pending = new Map<string, PendingWrite>();
   /** Per storage batch: the slots it wrote and who waits for it. */
   private readonly batches = new Map<number, { readonly slots: readonly string[]; readonly waiting: WriteDone[] }>();
+  /** A moving average of the estimated bytes of the records written (for transfer estimates). */
+  private recordBytes = 0;
 
   constructor(store: StoreReader, segments: SegmentHashes) {
     this.store = store;
     this.segments = segments;
+  }
+
+  /** About how many bytes a record written here takes (a moving average; 0 before any write). */
+  get averageRecordBytes(): number {
+    return Math.round(this.recordBytes);
   }
 
   /** The newest version, durable or not. Throws StorageError when the stored record is unreadable. */
@@ -86,6 +94,7 @@ export class LocalReplica {
     for (const w of writes) {
       const key = slotKey(w);
       if (w.hintFor === undefined) this.hash(w);
+      if (w.object !== undefined) this.recordBytes += (objectBytes(w.object) + w.bucket.length + w.key.length - this.recordBytes) / 64;
       slots.push(key);
       this.pending.set(key, { writeId, object: w.object });
       batch.push(storeWrite(w));

@@ -65,6 +65,12 @@ export interface PreferenceList {
   readonly primaries: readonly string[];
   /** Healthy nodes after the primaries, in ring order, for a sloppy quorum. */
   readonly fallbacks: readonly string[];
+  /**
+   * While members join or leave: the nodes that will be primaries of the key once the change
+   * is done and are not now. Writes go to them too, and wait for their acknowledgements on
+   * top of `w`, so that what a quorum acknowledged during the change is on a quorum after it.
+   */
+  readonly pending?: readonly string[];
 }
 
 /**

@@ -20,7 +20,7 @@ import { FRAME_OVERHEAD_BYTES, type DataLimits } from '../base/limits.js';
 import { clientRequestSchema, peerMessageSchema, type ClientReply, type ClientRequest } from '../codec/messages.js';
 import type { ChorusConfig } from '../config/index.js';
 import { createHttpServer } from '../http/server.js';
-import { decodePeers, decodeUint, encodeUint, INCARNATION_RESERVE, META_INCARNATION, META_METADATA, META_PEERS, NodeCore } from '../node/core.js';
+import { decodePeers, decodeStatus, decodeUint, encodeUint, INCARNATION_RESERVE, META_INCARNATION, META_METADATA, META_PEERS, META_STATUS, NodeCore } from '../node/core.js';
 import { PROFILES, profileTicks } from '../membership/profile.js';
 import type { NodeInput, NodeOutput } from '../node/io.js';
 import type { StoreWrite } from '../node/ports.js';
@@ -287,6 +287,7 @@ class NodeRuntime implements RunningNode {
         handoff: config.handoff,
         antiEntropy: config.antiEntropy,
         counterFloor: this.counterFloor,
+        ...statusOf(decodeStatus(this.store.getMeta(META_STATUS))),
       },
     );
     this.tickOriginMs = performance.now();
@@ -345,6 +346,8 @@ class NodeRuntime implements RunningNode {
     if (!this.core.membership.hasJoined) return { ready: false, reason: 'joining: no seed has answered yet' };
     if (!this.core.servesData && this.core.membership.status !== 'left') return { ready: false, reason: 'rejoining: no member it knew has answered yet' };
     if (this.core.membership.status === 'left') return { ready: false, reason: 'this node has left the cluster' };
+    if (this.core.membership.status === 'joining') return { ready: false, reason: 'joining: its ranges are being streamed to it' };
+    if (this.core.membership.status === 'leaving') return { ready: false, reason: 'leaving: handing its ranges over (it still serves meanwhile)' };
     return { ready: true };
   }
 
@@ -554,6 +557,11 @@ class NodeRuntime implements RunningNode {
     this.applying.add(applying);
     void applying.finally(() => this.applying.delete(applying));
   }
+}
+
+/** The NodeCoreInit field for a kept status, or none. */
+function statusOf(status: 'up' | 'leaving' | 'left' | undefined): { status?: 'up' | 'leaving' | 'left' } {
+  return status === undefined ? {} : { status };
 }
 
 /** The Yjs update a client request carries, if it is a doc update. */

@@ -33,7 +33,7 @@ import type { AdminRequest, ClientReply, ClientRequest, DeleteRequest, FetchRequ
 export type DataRequestWithoutId = Omit<PutRequest, 'id'> | Omit<GetRequest, 'id'> | Omit<DeleteRequest, 'id'> | Omit<UpdateRequest, 'id'> | Omit<FetchRequest, 'id'>;
 import type { MemberView } from '../membership/membership.js';
 import { PROFILES, profileTicks, type Profile } from '../membership/profile.js';
-import { decodePeers, decodeUint, encodeUint, INCARNATION_RESERVE, META_INCARNATION, META_METADATA, META_PEERS, NodeCore, type ReplicationStats } from '../node/core.js';
+import { decodePeers, decodeStatus, decodeUint, encodeUint, INCARNATION_RESERVE, META_INCARNATION, META_METADATA, META_PEERS, META_STATUS, NodeCore, type ReplicationStats } from '../node/core.js';
 import type { NodeInput, NodeOutput } from '../node/io.js';
 import type { AntiEntropySettings } from '../antientropy/exchange.js';
 import { segmentsOf } from '../storage/segments.js';
@@ -70,6 +70,8 @@ export interface ClusterOptions {
   readonly watch: KeyWatch | undefined;
   /** Anti-entropy settings of every node (SIM_ANTI_ENTROPY unless given). */
   readonly antiEntropy: AntiEntropySettings;
+  /** Depth of each node's segment hashes (SIM_SEGMENT_DEPTH unless given; production's 16 for benchmarks at scale). */
+  readonly segmentDepth: number;
 }
 
 /** Anti-entropy in the simulator: on, an exchange a second, a budget that small clusters never feel. */
@@ -188,6 +190,7 @@ export class SimCluster {
       checkEveryTicks: 1,
       watch: undefined,
       antiEntropy: SIM_ANTI_ENTROPY,
+      segmentDepth: SIM_SEGMENT_DEPTH,
       ...options,
     };
     this.seed = options.seed >>> 0;
@@ -264,7 +267,7 @@ export class SimCluster {
     node.starts++;
     const seed = this.root.fork(`node/${id}/${node.starts}`).nextUint32();
     node.core = new NodeCore(
-      { store: node.disk, segments: segmentsOf(node.disk.entries(), SIM_SEGMENT_DEPTH) },
+      { store: node.disk, segments: segmentsOf(node.disk.entries(), this.options.segmentDepth) },
       {
         nodeId: id,
         actor: `${id}/${this.epochOf(node)}`,
@@ -282,6 +285,7 @@ export class SimCluster {
         counterFloor: 0,
         handoff: { intervalMs: 200, batchKeys: 64, hintsPerTargetMax: 100_000, hintBytesPerTargetMax: 64 * 1024 * 1024 },
         antiEntropy: this.options.antiEntropy,
+        ...((status) => (status === undefined ? {} : { status }))(decodeStatus(node.disk.getMeta(META_STATUS))),
       },
     );
     node.state = 'up';

@@ -85,6 +85,12 @@ export class SimDisk implements StoreReader {
     return this.records.hintTargets();
   }
 
+  /** Makes writes durable at once, outside any node's life: how a benchmark or spec builds a large data set fast. */
+  preload(writes: readonly StoreWrite[]): void {
+    encodeWrites(writes);
+    void this.records.apply(writes);
+  }
+
   /** Durable records with token in [fromToken, toToken), wrapping, like the Store's scan. */
   scan(fromToken: number, toToken: number): IterableIterator<StoreEntry> {
     return this.records.scan(fromToken, toToken);

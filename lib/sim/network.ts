@@ -67,6 +67,8 @@ export interface Traffic {
   bytesReceived: number;
   messagesSent: number;
   messagesReceived: number;
+  /** Encoded bytes sent, by message type (`t`). */
+  readonly bytesSentByType: Map<string, number>;
 }
 
 export type DropReason = 'loss' | 'partition' | 'unknown-address' | 'wrong-node' | 'down' | 'invalid';
@@ -150,6 +152,7 @@ export class SimNetwork {
     const sender = this.trafficOf(from);
     sender.bytesSent += bytes.byteLength;
     sender.messagesSent++;
+    sender.bytesSentByType.set(message.t, (sender.bytesSentByType.get(message.t) ?? 0) + bytes.byteLength);
     const to = target.addr === '' ? target.node : this.addresses.get(target.addr);
     if (to === from) return this.unreachable(from, target, 'self', now);
     if (to === undefined) {
@@ -235,7 +238,7 @@ export class SimNetwork {
   trafficOf(id: string): Traffic {
     let traffic = this.traffic.get(id);
     if (traffic === undefined) {
-      traffic = { bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0 };
+      traffic = { bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0, bytesSentByType: new Map() };
       this.traffic.set(id, traffic);
     }
     return traffic;

@@ -160,9 +160,9 @@ export function formatMessage(message: PeerMessage): string {
     case 'handoff-ok':
       return `${message.t}#${message.rid}`;
     case 'ae-tree':
-      return `ae-tree#${message.rid} x${message.xid} L${message.level} nodes=${message.nodes.length}${message.ring === undefined ? '' : ' open'}`;
+      return `ae-tree#${message.rid} x${message.xid} L${message.level} of=${message.of.length}${message.ring === undefined ? '' : ' open'}`;
     case 'ae-tree-ok':
-      return `ae-tree-ok#${message.rid} hashes=${message.hashes.length / 16}`;
+      return `ae-tree-ok#${message.rid} hashes=${message.hashes.length / 8}`;
     case 'ae-keys':
       return `ae-keys#${message.rid} x${message.xid} leaves=${message.leaves.length}`;
     case 'ae-keys-ok':

@@ -105,11 +105,38 @@ function cluster(ids: string[]): Net {
 }
 
 describe('membership state machine', () => {
-  it('starts alone when its only seed is itself', () => {
+  it('starts alone when its only seed is itself, joining until the node marks it up', () => {
     const net = new Net();
     const a = net.add('a', ['a:1']);
     expect(a.hasJoined).to.equal(true);
+    expect(a.status).to.equal('joining');
+    const out: MembershipOutput[] = [];
+    a.markUp(out);
     expect(a.status).to.equal('up');
+    expect(a.incarnation).to.equal(2);
+  });
+
+  it('starts with the status a restart kept', () => {
+    const member = new Membership(
+      { prng: new Prng(7), metadata: new ClusterMetadata(new Prng(8)) },
+      { self: { id: 'r', addr: 'r:1', zone: 'z', vnodes: 8 }, incarnation: 5, seeds: ['a:1'], profile, status: 'up' },
+    );
+    expect(member.status).to.equal('up');
+  });
+
+  it('a joining node the cluster knows as up (it lost its data and status) comes back up', () => {
+    const net = cluster(['a', 'b']);
+    const b = net.nodes.get('b') as Membership;
+    const out: MembershipOutput[] = [];
+    b.markUp(out);
+    net.collect('b', out);
+    net.until('a sees b up', () => net.stateOf('a', 'b')?.status === 'up', 500);
+    // b restarts with nothing kept: a new incarnation, joining.
+    const again = net.add('b', ['a:1'], 1);
+    expect(again.status).to.equal('joining');
+    net.until('b rejoined as up', () => again.status === 'up', 500);
+    // Above the incarnation the cluster knew it by, so its news wins.
+    expect(again.incarnation).to.be.above(2);
   });
 
   it('joins through a seed: pulls the table, becomes up under a new incarnation, and is known by the seed', () => {
@@ -119,6 +146,11 @@ describe('membership state machine', () => {
     expect(b.hasJoined).to.equal(false);
     expect(b.status).to.equal('joining');
     net.until('b joined', () => b.hasJoined, 100);
+    // Membership only joins; the node marks itself up once it holds its ranges.
+    expect(b.status).to.equal('joining');
+    const out: MembershipOutput[] = [];
+    b.markUp(out);
+    net.collect('b', out);
     expect(b.status).to.equal('up');
     expect(b.incarnation).to.equal(2);
     net.until('a sees b up', () => net.stateOf('a', 'b')?.status === 'up', 200);
@@ -183,6 +215,9 @@ describe('membership state machine', () => {
     c.leave(out);
     net.collect('c', out);
     expect(c.status).to.equal('leaving');
+    net.run(200);
+    expect(c.status, 'a leaving node stays until its data has moved').to.equal('leaving');
+    c.depart();
     net.until('c left everywhere', () => c.status === 'left' && ['a', 'b'].every((v) => net.stateOf(v, 'c')?.status === 'left'), 1000);
     const sentBefore = net.sent.filter((e) => e.from === 'c' && e.message.t === 'ping').length;
     net.run(profile.probeIntervalTicks * 3);

@@ -10,7 +10,7 @@
  */
 
 import { expect } from 'chai';
-import { sharedBounds } from '../../lib/antientropy/ranges.js';
+import { sharedBounds } from '../../lib/ring/shared-ranges.js';
 import type { ClientReply } from '../../lib/codec/messages.js';
 import { buildTree, keySetHash, objectDigest, rootHash, TreeLeaves, type SegmentHashes } from '../../lib/merkle/index.js';
 import { buildRing } from '../../lib/ring/ring.js';

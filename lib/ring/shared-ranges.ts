@@ -11,9 +11,14 @@
  * however many ranges the pair shares.
  */
 
-import type { TokenBounds } from '../merkle/index.js';
-import { primaryIndexesAt, type Ring } from '../ring/ring.js';
-import { RING_TOKENS, type TokenRange } from '../ring/token-range.js';
+import { primaryIndexesAt, type Ring } from './ring.js';
+import { RING_TOKENS, type TokenRange } from './token-range.js';
+
+/** Scan bounds [fromToken, toToken), wrapping; equal bounds are the whole ring (lib/merkle's TokenBounds). */
+export interface Span {
+  readonly fromToken: number;
+  readonly toToken: number;
+}
 
 /** The vnode ranges of a ring whose `n` primaries include every node of `nodes`, in ring order. */
 export function rangesWith(ring: Ring, nodes: readonly string[], n: number): TokenRange[] {
@@ -33,7 +38,7 @@ export function rangesWith(ring: Ring, nodes: readonly string[], n: number): Tok
  * Ranges as scan bounds [from, to), adjacent ones joined (across the top of the ring too); a
  * list that covers the whole ring is one bound with from == to.
  */
-export function joinedBounds(ranges: readonly TokenRange[]): TokenBounds[] {
+export function joinedBounds(ranges: readonly TokenRange[]): Span[] {
   const out: { fromToken: number; toToken: number }[] = [];
   for (const range of ranges) {
     const fromToken = (range.start + 1) % RING_TOKENS;
@@ -54,6 +59,6 @@ export function joinedBounds(ranges: readonly TokenRange[]): TokenBounds[] {
 }
 
 /** The spans two nodes share on a ring for keys of replication factor `n`. */
-export function sharedBounds(ring: Ring, a: string, b: string, n: number): TokenBounds[] {
+export function sharedBounds(ring: Ring, a: string, b: string, n: number): Span[] {
   return joinedBounds(rangesWith(ring, [a, b], n));
 }
