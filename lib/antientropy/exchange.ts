@@ -505,7 +505,7 @@ export class AntiEntropy<Out> {
       const ring = this.deps.ring();
       const n = this.deps.replicas();
       bounds = sharedBounds(ring, this.deps.nodeId, peer, n);
-      scope = { ring: ring.checksum, n };
+      scope = { ring: ringId(ring), n };
     }
     if (bounds.length === 0 || !this.deps.alive(peer)) return false;
     const leaves = TreeLeaves.of(this.deps.local.segments.depth, bounds);
@@ -772,7 +772,9 @@ export class AntiEntropy<Out> {
         bounds = message.spans.map(([fromToken, toToken]) => ({ fromToken, toToken }));
       } else {
         const ring = this.deps.ring();
-        if (ringId(ring) !== message.ring) return this.refuse(from, message.rid, 'UNAVAILABLE', 'our rings differ; try again once membership has settled', out);
+        if (ringId(ring) !== message.ring) {
+          return this.refuse(from, message.rid, 'UNAVAILABLE', `our rings differ (mine ${ringId(ring)}, yours ${String(message.ring)}); try again once membership has settled`, out);
+        }
         bounds = sharedBounds(ring, from, this.deps.nodeId, message.n ?? this.deps.replicas());
       }
       if (bounds.length === 0) return this.refuse(from, message.rid, 'INVALID_REQUEST', 'we share no ranges', out);

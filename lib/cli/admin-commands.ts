@@ -39,7 +39,7 @@ interface StatusResult {
 }
 
 export const LEGEND = [
-  'status:   joining (pulling the member table) · up · leaving · left (departed gracefully)',
+  'status:   joining (its ranges are being streamed to it) · up · leaving (handing its ranges over) · left (departed gracefully)',
   'liveness: alive · suspect (missed probes; will be declared dead unless it refutes) · dead',
   'inc:      incarnation, raised by a member to refute a suspicion or when it restarts',
   'heard:    time since this node last heard from the member directly',
@@ -88,9 +88,18 @@ function formatAge(ms: number): string {
   return ms < 1000 ? `${ms}ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 60_000)}m`;
 }
 
-export async function leave(client: Client, flags: AdminFlags): Promise<number> {
-  const result = (await client.admin('leave')) as { node: string; status: string };
-  process.stdout.write(flags.json === true ? JSON.stringify(result) + '\n' : `${result.node} is ${result.status}; it will be marked left once the news has spread\n`);
+export interface LeaveFlags extends AdminFlags {
+  /** Leave even though fewer than n nodes would remain. */
+  readonly force?: boolean;
+}
+
+export async function leave(client: Client, flags: LeaveFlags): Promise<number> {
+  const result = (await client.admin('leave', flags.force === true ? { force: true } : {})) as { node: string; status: string };
+  const text =
+    result.status === 'leaving'
+      ? `${result.node} is leaving: it hands its ranges to their new owners and is marked left when done (chorus transfers --node ${flags.node} shows the progress)`
+      : `${result.node} is ${result.status}`;
+  process.stdout.write(flags.json === true ? JSON.stringify(result) + '\n' : text + '\n');
   return 0;
 }
 

@@ -10,9 +10,11 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { bucketList, bucketProps, bucketSet, inspect, leave, ring, runAdmin, status, whereis } from './admin-commands.js';
+import { withClient } from './client-command.js';
 import { addDataOptions, runDataCommand } from './data-commands.js';
 import { runChaos } from './chaos-command.js';
 import { runStart } from './start.js';
+import { parseName, plan, planRequest, remove, repair, REPAIR_MAX_TIME_S, repairRequest, transfers } from './topology-commands.js';
 import { runCounter, runDoc, runSet } from './typed-commands.js';
 
 export const EXIT = { ok: 0, error: 1, usage: 2 } as const;
@@ -72,9 +74,38 @@ export function buildProgram(): Command {
     process.exitCode = await runAdmin(options, (client) => status(client, options));
   });
 
-  clientOptions(program.command('leave').description('make the node leave the cluster gracefully (leaving, then left)')).action(async (options) => {
-    process.exitCode = await runAdmin(options, (client) => leave(client, options));
+  clientOptions(program.command('leave').description('make the node leave the cluster gracefully: it hands its ranges to their new owners, then is marked left'))
+    .option('--force', 'leave even though fewer than n nodes would remain')
+    .action(async (options) => {
+      process.exitCode = await runAdmin(options, (client) => leave(client, options));
+    });
+
+  clientOptions(program.command('repair').description('run a full anti-entropy pass with every peer and follow it to the end (exit 2 when an exchange with some peer failed)'))
+    .option('--bucket <bucket>', 'repair only the keys of this bucket')
+    .option('--max-time <seconds>', 'give up following the repair after this long (exit 1; the repair goes on at the node)', String(REPAIR_MAX_TIME_S))
+    .action(async (options) => {
+      process.exitCode = await withClient(options, () => repairRequest(options), (client, request) => repair(client, options, request));
+    });
+
+  clientOptions(program.command('remove <node-id>').description('take a dead member out of the ring for good; the survivors re-create its copies through anti-entropy'))
+    .option('--force', 'remove it even though it looks alive, or fewer than n nodes would remain')
+    .action(async (nodeId: string, options) => {
+      process.exitCode = await runAdmin(options, (client) => remove(client, nodeId, options), () => parseName(nodeId, 'NODE_ID'));
+    });
+
+  clientOptions(program.command('transfers').description('print the ranges a joining or leaving node is moving, and the exchange under way')).action(async (options) => {
+    process.exitCode = await runAdmin(options, (client) => transfers(client, options));
   });
+
+  clientOptions(program.command('plan').description('print what a join, leave or removal would move, before making it (one of --join, --leave, --remove)'))
+    .option('--join <node-id>', 'plan a new member joining')
+    .option('--vnodes <n>', "with --join: the new member's vnodes, 1 to 4096 (default: those of the node asked)")
+    .option('--zone <zone>', "with --join: the new member's zone")
+    .option('--leave <node-id>', 'plan a member leaving')
+    .option('--remove <node-id>', 'plan a member being removed')
+    .action(async (options) => {
+      process.exitCode = await withClient(options, () => planRequest(options), (client, request) => plan(client, options, request));
+    });
 
   clientOptions(program.command('ring').description("print each node's share of primary and replica ownership")).action(async (options) => {
     process.exitCode = await runAdmin(options, (client) => ring(client, options));
