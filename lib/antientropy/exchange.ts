@@ -673,16 +673,14 @@ export class AntiEntropy<Out> {
     const ex = this.answered(from, message.rid);
     if (ex === undefined) return;
     this.recordsReceived += message.objs.length;
-    let bytes = 0;
-    for (const item of message.objs) bytes += item.b.length + item.k.length + (typeof item.obj === 'object' ? objectBytes(item.obj as KvObject) : 0);
-    this.bytesReceived += bytes;
-    this.bytesBudget -= bytes;
     const merged = this.merge(message.objs, out, (failure, done) => {
       if (failure !== undefined) this.deps.log('warn', 'anti-entropy: storing repaired keys failed', { peer: from, reason: failure }, done);
     });
     if (merged === 'invalid') return this.abandon(ex, 'the peer sent a malformed object');
-    ex.keysRepaired += merged;
-    if (this.repairRun !== undefined && ex.kind === 'repair') this.repairRun.keysRepaired += merged;
+    this.bytesReceived += merged.bytes;
+    this.bytesBudget -= merged.bytes;
+    ex.keysRepaired += merged.changed;
+    if (this.repairRun !== undefined && ex.kind === 'repair') this.repairRun.keysRepaired += merged.changed;
     ex.phase = ex.batches.length > 0 ? 'sync' : 'keys';
     this.advance(ex, out);
   }
@@ -829,7 +827,6 @@ export class AntiEntropy<Out> {
 
   private onSync(from: string, message: AeSync, out: Out[]): void {
     this.recordsReceived += message.push.length;
-    for (const item of message.push) this.bytesReceived += item.b.length + item.k.length + (typeof item.obj === 'object' ? objectBytes(item.obj as KvObject) : 0);
     const answer = (failure: string | undefined, done: Out[]): void => {
       if (failure !== undefined) return this.refuse(from, message.rid, 'STORAGE', `storage write failed: ${failure}`, done);
       const objs: { b: string; k: string; obj: KvObject }[] = [];
@@ -848,6 +845,7 @@ export class AntiEntropy<Out> {
     };
     const merged = this.merge(message.push, out, answer);
     if (merged === 'invalid') this.refuse(from, message.rid, 'PROTOCOL', 'malformed object in ae-sync', out);
+    else this.bytesReceived += merged.bytes;
   }
 
   private onDone(from: string, message: AeDone): void {
@@ -862,22 +860,29 @@ export class AntiEntropy<Out> {
 
   /**
    * Merges records into the local copies; `done` runs once they (and anything pending for
-   * the keys that did not change) are durable. Returns how many keys changed, or 'invalid'
-   * (nothing written) when a record is malformed.
+   * the keys that did not change) are durable. Returns how many keys changed and the records'
+   * estimated bytes, or 'invalid' (nothing written, `done` never called) when a record is
+   * malformed.
    */
-  private merge(items: readonly { b: string; k: string; obj: unknown }[], out: Out[], done: (failure: string | undefined, out: Out[]) => void): number | 'invalid' {
-    const writes: (Slot & { object: KvObject })[] = [];
-    const unchanged: Slot[] = [];
+  private merge(items: readonly { b: string; k: string; obj: unknown }[], out: Out[], done: (failure: string | undefined, out: Out[]) => void): { changed: number; bytes: number } | 'invalid' {
+    const checked: { b: string; k: string; object: KvObject }[] = [];
+    let bytes = 0;
     for (const item of items) {
       const object = checkObject(item.obj);
       if (object === 'invalid') return 'invalid';
-      const slot = { bucket: item.b, key: item.k };
+      checked.push({ b: item.b, k: item.k, object });
+      bytes += item.b.length + item.k.length + objectBytes(object);
+    }
+    const writes: (Slot & { object: KvObject })[] = [];
+    const unchanged: Slot[] = [];
+    for (const { b, k, object } of checked) {
+      const slot = { bucket: b, key: k };
       let current: KvObject | undefined;
       try {
         current = this.deps.local.latest(slot);
       } catch (error) {
         done(`local read failed: ${String(error)}`, out);
-        return 0;
+        return { changed: 0, bytes };
       }
       if (current !== undefined && dvvDescends(current, object)) unchanged.push(slot);
       else writes.push({ ...slot, object: current === undefined ? object : sync(current, object) });
@@ -892,7 +897,7 @@ export class AntiEntropy<Out> {
     for (const slot of unchanged) this.deps.local.afterPending(slot, out, oneDone);
     if (writes.length > 0) this.deps.local.write(writes, out, oneDone);
     else oneDone(undefined, out);
-    return writes.length;
+    return { changed: writes.length, bytes };
   }
 
   /** The tree of `leaves` over this node's segment hashes; partial leaves hashed from a scan. */

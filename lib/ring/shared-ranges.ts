@@ -44,7 +44,7 @@ export function joinedBounds(ranges: readonly TokenRange[]): Span[] {
     const fromToken = (range.start + 1) % RING_TOKENS;
     const toToken = (range.end + 1) % RING_TOKENS;
     const last = out[out.length - 1];
-    if (range.start === range.end) return [{ fromToken, toToken }];
+    if (range.start === range.end) return [{ fromToken: 0, toToken: 0 }];
     if (last !== undefined && last.toToken === fromToken) last.toToken = toToken;
     else out.push({ fromToken, toToken });
   }
@@ -54,7 +54,9 @@ export function joinedBounds(ranges: readonly TokenRange[]): Span[] {
     first.fromToken = last.fromToken;
     out.pop();
   }
-  // One span that came back to where it started: the whole ring.
+  // One span that came back to where it started is the whole ring: named from token 0, so its
+  // tree's leaves are whole segments (none hashed from a scan) and there is no extra leaf.
+  if (out.length === 1 && out[0]!.fromToken === out[0]!.toToken) return [{ fromToken: 0, toToken: 0 }];
   return out;
 }
 
