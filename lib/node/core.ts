@@ -114,6 +114,9 @@ export interface NodeCoreDeps {
 /** How long a restarted node waits for its member table to hold every member it knew before it serves anyway. */
 const PEERS_WAIT_MS_MAX = 60_000;
 
+/** How long a joining node that is its own seed waits for another seed before it forms a cluster alone. */
+const JOIN_ALONE_WAIT_MS = 2000;
+
 /** The longest wait before a failed transfer is tried again: 30 s at 10 ms ticks. */
 const TRANSFER_RETRY_TICKS_MAX = 3000;
 
@@ -468,7 +471,9 @@ export class NodeCore {
       return;
     }
     if (m.status === 'joining') {
-      if (!m.hasJoined || !(m.hasHeardFromCluster || this.now * this.tickMs >= PEERS_WAIT_MS_MAX)) return;
+      // A node that is its own seed may form a cluster alone, but first gives its other seeds a
+      // moment to answer: joining an existing cluster, it must pull its ranges before it owns them.
+      if (!m.hasJoined || !(m.hasHeardFromCluster || this.now * this.tickMs >= JOIN_ALONE_WAIT_MS)) return;
       if (this.ring().vnodeCount === 0) return m.markUp(events);
       if (this.driveTransfers()) m.markUp(events);
     } else if (m.status === 'leaving') {
