@@ -121,8 +121,13 @@ const WIRE_HASH_BYTES = 8;
 /** Parents named in one `ae-tree`: their children's hashes fill one answer of at most EXCHANGE_NODES_MAX nodes. */
 const PARENTS_PER_REQUEST = EXCHANGE_NODES_MAX / 16;
 
-/** Leaves asked for in one `ae-keys`: about 15 keys each at a million keys, so some 200 KB of names. */
-const LEAVES_PER_REQUEST = 256;
+/**
+ * Leaves asked for in one `ae-keys`: about 15 keys each at a million keys, so some 500 keys
+ * for each side to scan and digest, a few milliseconds of one event-loop turn.
+ */
+const LEAVES_PER_REQUEST = 32;
+/** Comparing a key under a differing leaf costs this fraction of shipping one, against the keys budget. */
+const COMPARE_COST = 1 / 8;
 /** Bytes of records in one `ae-sync` at most (records are never split). */
 const SYNC_BYTES_MAX = 4 * 1024 * 1024;
 /** A forced repair ships this many times the configured budget. */
@@ -131,6 +136,12 @@ export const REPAIR_BUDGET_FACTOR = 16;
 const SESSIONS_MAX = 16;
 /** The slowest the budget refills under foreground pressure: 1/32 of the configured rate. */
 const PRESSURE_FACTOR_MIN = 1 / 32;
+/** The rate a node starts at (after a restart it is most likely to have things to repair, and to be cold). */
+const RATE_START = 1 / 8;
+/** Growth of the rate per second while latency stays at its usual level (or nothing reports any). */
+const RATE_RECOVERY = 1.25;
+/** Below this rate, a node refuses scheduled exchanges others open with it. */
+const PRESSURED_BELOW = 1 / 4;
 
 export interface ExchangeProgress {
   readonly peer: string;
@@ -279,7 +290,11 @@ export class AntiEntropy<Out> {
   private readonly peers = new Map<string, { last: number | undefined; completed: number; failed: number }>();
   private keysBudget = 0;
   private bytesBudget = 0;
-  private rate = 1;
+  /** The budget's refill rate, as a share of the configured one: starts low and grows while latency stays at its usual level. */
+  private rate = RATE_START;
+  private lastLoadTick = 0;
+  private pressureTick: number | undefined;
+  private shippedAtLoad = 0;
   private latencyBaseline: number | undefined;
   private repairRun: Repair | undefined;
   private readonly transfers: QueuedTransfer[] = [];
@@ -355,12 +370,27 @@ export class AntiEntropy<Out> {
   /** Foreground latency from the shell: the budget backs off while it is above its slow average. */
   onLoad(latencyMs: number): void {
     if (!(latencyMs >= 0)) return;
+    this.lastLoadTick = this.now;
     const baseline = this.latencyBaseline ?? latencyMs;
-    // An exchange in flight raises the latency it is judged by; the baseline learns only while idle.
-    if (this.exchange === undefined) this.latencyBaseline = baseline + (latencyMs - baseline) * 0.1;
-    else this.latencyBaseline = baseline;
-    if (latencyMs > baseline * 1.25 + 1) this.rate = Math.max(PRESSURE_FACTOR_MIN, this.rate / 2);
-    else this.rate = Math.min(1, this.rate * 1.5);
+    // Shipping records raises the latency it is judged by: the baseline learns only from
+    // windows in which this node shipped and received none.
+    const shipped = this.recordsSent + this.recordsReceived;
+    if (shipped === this.shippedAtLoad) this.latencyBaseline = baseline + (latencyMs - baseline) * 0.2;
+    this.shippedAtLoad = shipped;
+    if (latencyMs > baseline * 1.25 + 1) {
+      this.rate = Math.max(PRESSURE_FACTOR_MIN, this.rate / 2);
+      this.pressureTick = this.now;
+    } else {
+      this.rate = Math.min(1, this.rate * RATE_RECOVERY);
+    }
+  }
+
+  /**
+   * Whether client latency was up at the last load report and has cut this node's budget well
+   * down: it then sheds scheduled exchanges others open with it.
+   */
+  private get pressured(): boolean {
+    return this.pressureTick !== undefined && this.pressureTick === this.lastLoadTick && this.rate < PRESSURED_BELOW;
   }
 
   /** Starts a full pass over every peer this node shares ranges with, now; `bucket` limits what is shipped. */
@@ -403,6 +433,9 @@ export class AntiEntropy<Out> {
 
   onTick(now: number, out: Out[]): void {
     this.now = now;
+    // No load report for two seconds: too few client requests to judge by, so nothing to protect.
+    const second = Math.max(1, Math.round(1000 / this.deps.tickMs));
+    if (now - this.lastLoadTick >= 2 * second && (now - this.lastLoadTick) % second === 0) this.rate = Math.min(1, this.rate * RATE_RECOVERY);
     const forced = this.repairRun !== undefined || this.exchange?.kind === 'transfer' || this.transfers.length > 0;
     const factor = forced ? REPAIR_BUDGET_FACTOR : this.rate;
     const perTick = this.deps.tickMs / 1000;
@@ -587,6 +620,7 @@ export class AntiEntropy<Out> {
       return;
     }
     if (ex.leafCursor < ex.differing.length) {
+      if (this.keysBudget <= 0 || this.bytesBudget <= 0) return; // key lists cost too; the next tick refills
       ex.phase = 'keys';
       ex.asked = ex.differing.slice(ex.leafCursor, ex.leafCursor + LEAVES_PER_REQUEST);
       ex.leafCursor += ex.asked.length;
@@ -635,16 +669,18 @@ export class AntiEntropy<Out> {
     const ex = this.answered(from, message.rid);
     if (ex === undefined) return;
     const theirs = new Map<string, Uint8Array>();
+    let listBytes = 0;
     for (const [b, k, digest] of message.keys) {
-      this.bytesReceived += b.length + k.length + digest.length + 4;
+      listBytes += b.length + k.length + digest.length + 4;
       theirs.set(slotId(b, k), digest);
     }
+    this.bytesReceived += listBytes;
+    this.bytesBudget -= listBytes;
     const push: { b: string; k: string; obj: KvObject }[] = [];
     const pull: [string, string][] = [];
     let mineCount = 0;
     try {
-      for (const leaf of ex.asked) {
-        const span = ex.leaves.leaf(leaf);
+      for (const span of mergedSpans(ex.leaves, ex.asked)) {
         for (const entry of this.deps.scan(span.fromToken, span.toToken)) {
           if (ex.bucket !== undefined && entry.bucket !== ex.bucket) continue;
           mineCount++;
@@ -664,6 +700,7 @@ export class AntiEntropy<Out> {
     }
     for (const id of theirs.keys()) pull.push(splitSlotId(id));
     ex.keysCompared += Math.max(mineCount, message.keys.length);
+    this.keysBudget -= (mineCount + message.keys.length) * COMPARE_COST;
     if (this.repairRun !== undefined && ex.kind === 'repair') this.repairRun.keysCompared += Math.max(mineCount, message.keys.length);
     ex.batches = batchesOf(push, pull, this.settings.batchKeys);
     this.advance(ex, out);
@@ -754,6 +791,10 @@ export class AntiEntropy<Out> {
   private onTree(from: string, message: AeTree, out: Out[]): void {
     const id = `${from} ${message.xid}`;
     let session = this.sessions.get(id);
+    if (message.ring !== undefined && this.pressured) {
+      // Scheduled exchanges wait while this node's clients are slowed; transfers (spans) do not.
+      return this.refuse(from, message.rid, 'OVERLOADED', 'client latency is up here; anti-entropy backs off', out);
+    }
     if (message.ring !== undefined || message.spans !== undefined) {
       // One exchange per pair at a time, or both would ship the same records: when two nodes
       // open exchanges with each other at once, the one from the smaller id goes on.
@@ -807,9 +848,8 @@ export class AntiEntropy<Out> {
     session.lastUsed = this.now;
     const keys: [string, string, Uint8Array][] = [];
     try {
-      for (const leaf of message.leaves) {
-        if (leaf >= session.leaves.count) return this.refuse(from, message.rid, 'INVALID_REQUEST', `leaf ${leaf} is not in the tree`, out);
-        const span = session.leaves.leaf(leaf);
+      for (const leaf of message.leaves) if (leaf >= session.leaves.count) return this.refuse(from, message.rid, 'INVALID_REQUEST', `leaf ${leaf} is not in the tree`, out);
+      for (const span of mergedSpans(session.leaves, message.leaves)) {
         for (const entry of this.deps.scan(span.fromToken, span.toToken)) {
           if (session.bucket !== undefined && entry.bucket !== session.bucket) continue;
           const object = this.deps.local.newest(entry, entry.object);
@@ -930,6 +970,21 @@ export class AntiEntropy<Out> {
   private timeoutTicks(): number {
     return Math.max(1, Math.round(this.settings.timeoutMs / this.deps.tickMs));
   }
+}
+
+/**
+ * The spans of some leaves, in the order given, with leaves that continue each other joined:
+ * one store scan for a run of neighbouring leaves instead of one each.
+ */
+function mergedSpans(leaves: TreeLeaves, indexes: readonly number[]): Span[] {
+  const out: { fromToken: number; toToken: number }[] = [];
+  for (const i of indexes) {
+    const span = leaves.leaf(i);
+    const last = out[out.length - 1];
+    if (last !== undefined && last.toToken === span.fromToken && last.fromToken !== span.toToken) last.toToken = span.toToken;
+    else out.push({ fromToken: span.fromToken, toToken: span.toToken });
+  }
+  return out;
 }
 
 /** A ring's checksum as an exchange names it: 64 bits of it tell two rings apart as well as all 256. */

@@ -66,7 +66,7 @@ const defaults: ChorusConfig = {
     intervalMs: 5000,
     keysPerSecond: 5000,
     bytesPerSecond: 16 * 1024 * 1024,
-    batchKeys: 256,
+    batchKeys: 64,
     timeoutMs: 10_000,
   },
   limits: {

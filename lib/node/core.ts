@@ -13,7 +13,7 @@
 
 import { AntiEntropy, type AntiEntropySettings, type AntiEntropyStats, type PeerExchangeStats } from '../antientropy/exchange.js';
 import { rangesWith } from '../ring/shared-ranges.js';
-import { rangeSize, RING_TOKENS } from '../ring/token-range.js';
+import { rangeSize, RING_TOKENS, type TokenRange } from '../ring/token-range.js';
 import { InvalidRequestError, UnavailableError } from '../base/errors.js';
 import { Prng } from '../base/prng.js';
 import { join } from '../clock/dvv.js';
@@ -162,6 +162,8 @@ export class NodeCore {
   /** This node's transfers for the change under way, and the rings they were planned for. */
   private transfers: TransferTask[] = [];
   private transfersPlannedFor = '';
+  /** The ranges this node holds on a ring, with their other replicas (what `rangeAges` reports on). */
+  private rangesHeld: { ring: Ring; n: number; ranges: { range: TokenRange; others: readonly string[] }[] } | undefined;
   /** The status last written under META_STATUS. */
   private statusKept: string | undefined;
 
@@ -268,9 +270,12 @@ export class NodeCore {
     const self = this.membership.id;
     const n = this.replicasMax();
     if (!ring.has(self)) return [];
+    if (this.rangesHeld?.ring !== ring || this.rangesHeld.n !== n) {
+      const ranges = rangesWith(ring, [self], n).map((range) => ({ range, others: preferenceList(ring, range.end, n, { fallbacks: 0 }).primaries.filter((id) => id !== self) }));
+      this.rangesHeld = { ring, n, ranges };
+    }
     const out: { start: number; end: number; ageMs: number | null }[] = [];
-    for (const range of rangesWith(ring, [self], n)) {
-      const others = this.preferenceListOf(range.end, n).primaries.filter((id) => id !== self);
+    for (const { range, others } of this.rangesHeld.ranges) {
       let oldest: number | undefined = this.now;
       for (const peer of others) {
         const last = this.ae.lastExchange(peer);

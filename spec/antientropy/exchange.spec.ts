@@ -159,6 +159,21 @@ describe('anti-entropy exchange', () => {
     expect(a.ae.confirms(['a', 'b'], 0)).to.equal(true);
   });
 
+  it('backs off while client latency is up, and sheds scheduled exchanges but not transfers', () => {
+    const b = new Replica('b');
+    for (let i = 0; i < 20; i++) b.ae.onLoad(5); // the usual level, learnt while nothing is shipped
+    expect(b.ae.stats.rate).to.equal(1);
+    for (let i = 0; i < 4; i++) b.ae.onLoad(40);
+    expect(b.ae.stats.rate).to.equal(1 / 16);
+    const ring = RING.checksum.slice(0, 16);
+    b.deliver('a', { t: 'ae-tree', from: 'a', rid: 1, xid: 1, level: 0, of: [], depth: 8, ring, n: 3 });
+    expect(b.outbox.pop()).to.deep.include({ t: 'rerr', code: 'OVERLOADED' });
+    b.deliver('a', { t: 'ae-tree', from: 'a', rid: 2, xid: 2, level: 0, of: [], depth: 8, spans: [[0, 0]] });
+    expect(b.outbox.pop()?.t, 'a transfer is still served').to.equal('ae-tree-ok');
+    for (let i = 0; i < 20; i++) b.ae.onLoad(5);
+    expect(b.ae.stats.rate).to.equal(1);
+  });
+
   describe('refuses bad requests with a typed error and changes nothing', () => {
     const refusal = (message: PeerMessage): Rerr => {
       const b = new Replica('b');
