@@ -507,7 +507,6 @@ export class NodeCore {
     if (next === undefined) return false;
     next.state = 'running';
     next.attempts++;
-    const planned = this.transfersPlannedFor;
     this.ae.transfer(next.peer, next.spans, (result) => {
       next.keysCompared += result.keysCompared;
       next.keysMoved += result.keysRepaired;
@@ -519,7 +518,6 @@ export class NodeCore {
         next.lastError = result.reason;
         next.notBefore = this.now + Math.min(TRANSFER_RETRY_TICKS_MAX, 2 ** Math.min(next.attempts, 10) * Math.ceil(100 / this.tickMs));
       }
-      void planned;
     });
     return false;
   }

@@ -56,7 +56,7 @@ import { Prng } from '../../lib/base/prng.js';
 import { DEFAULTS } from '../../lib/config/defaults.js';
 import { envNameFor } from '../../lib/config/settings.js';
 import { connect, type Client } from '../../lib/index.js';
-import { buildState, cleanEnv, CLI, freePort, removeTempDirs, ROOT, signalGroup, spawnNode, stop, stopAll, tempDir, waitFor, waitReady, type Child } from './children.js';
+import { buildState, cleanEnv, CLI, freePort, ROOT, signalGroup, spawnNode, stop, tempDir, waitFor, waitReady, runBench, type Child } from './children.js';
 import { load, openLoop, type PhaseResult } from './drivers.js';
 import { Histogram } from './hdr.js';
 import { BUCKET, chorusTarget, type Target } from './targets.js';
@@ -809,30 +809,4 @@ async function main(): Promise<number> {
   return failures.length > 0 ? 1 : 0;
 }
 
-let interrupted = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (interrupted) return;
-    interrupted = true;
-    console.log(`\n${signal}: stopping every child process`);
-    void stopAll(5000).finally(() => {
-      removeTempDirs();
-      process.exit(130);
-    });
-  });
-}
-
-main().then(
-  async (code) => {
-    await stopAll();
-    removeTempDirs();
-    // Exit once stdout is flushed: a pipe takes writes asynchronously, and exit would cut them.
-    process.stdout.write('', () => process.exit(code));
-  },
-  async (error: unknown) => {
-    console.error(error);
-    await stopAll();
-    removeTempDirs();
-    process.exit(1);
-  },
-);
+runBench(main);

@@ -223,3 +223,36 @@ export function buildState(): 'missing' | 'stale' | 'fresh' {
     });
   return newer(join(ROOT, 'lib')) ? 'stale' : 'fresh';
 }
+
+/**
+ * Runs a benchmark's `main` as the process: on Ctrl-C or SIGTERM every child is stopped and
+ * every temporary directory removed (exit 130); at the end the same, then exit with `main`'s
+ * code once stdout is flushed (a pipe takes writes asynchronously, and exit would cut them).
+ */
+export function runBench(main: () => Promise<number>): void {
+  let interrupted = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (interrupted) return;
+      interrupted = true;
+      console.log(`\n${signal}: stopping every child process`);
+      void stopAll(5000).finally(() => {
+        removeTempDirs();
+        process.exit(130);
+      });
+    });
+  }
+  main().then(
+    async (code) => {
+      await stopAll();
+      removeTempDirs();
+      process.stdout.write('', () => process.exit(code));
+    },
+    async (error: unknown) => {
+      console.error(error);
+      await stopAll();
+      removeTempDirs();
+      process.exit(1);
+    },
+  );
+}

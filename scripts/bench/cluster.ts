@@ -31,7 +31,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Prng } from '../../lib/base/prng.js';
 import type { Level } from '../../lib/index.js';
-import { buildState, CLI, freePort, GiveUp, spawnNode, stop, stopAll, tempDir, removeTempDirs, waitFor, waitReady, type Child } from './children.js';
+import { buildState, CLI, freePort, GiveUp, spawnNode, stop, tempDir, waitFor, waitReady, runBench, type Child } from './children.js';
 import { closedLoop, load, openLoop, type PhaseResult } from './drivers.js';
 import { goalLines, workloadTable, type SystemResults, type WorkloadResults } from './report.js';
 import { bareTarget, chorusTarget, type Target } from './targets.js';
@@ -326,29 +326,4 @@ async function main(): Promise<number> {
   return systems.some((s) => s.error !== undefined) ? 1 : 0;
 }
 
-let interrupted = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (interrupted) return;
-    interrupted = true;
-    console.log(`\n${signal}: stopping every child process`);
-    void stopAll(5000).finally(() => {
-      removeTempDirs();
-      process.exit(130);
-    });
-  });
-}
-
-main().then(
-  async (code) => {
-    await stopAll();
-    removeTempDirs();
-    process.exit(code);
-  },
-  async (error: unknown) => {
-    console.error(error);
-    await stopAll();
-    removeTempDirs();
-    process.exit(1);
-  },
-);
+runBench(main);

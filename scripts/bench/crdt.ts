@@ -29,7 +29,7 @@ import * as Y from 'yjs';
 import { Prng } from '../../lib/base/prng.js';
 import { applyDocUpdate, compactDoc, emptyDocState } from '../../lib/crdt/doc.js';
 import { connect, type Client, type Context } from '../../lib/index.js';
-import { buildState, CLI, freePort, removeTempDirs, spawnNode, stop, stopAll, tempDir, waitFor, waitReady, type Child } from './children.js';
+import { buildState, CLI, freePort, spawnNode, stop, tempDir, waitFor, waitReady, runBench, type Child } from './children.js';
 import { Histogram } from './hdr.js';
 
 const { values: flags } = parseArgs({
@@ -235,29 +235,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-let interrupted = false;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (interrupted) return;
-    interrupted = true;
-    void stopAll(5000).finally(() => {
-      removeTempDirs();
-      process.exit(130);
-    });
-  });
-}
-
-main().then(
-  async (code) => {
-    await stopAll();
-    removeTempDirs();
-    // Exit once stdout is flushed: a pipe takes writes asynchronously, and exit would cut them.
-    process.stdout.write('', () => process.exit(code));
-  },
-  async (error: unknown) => {
-    console.error(error);
-    await stopAll();
-    removeTempDirs();
-    process.exit(1);
-  },
-);
+runBench(main);
