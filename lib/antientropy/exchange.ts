@@ -33,6 +33,7 @@
  * know (expired, or it restarted) with `rerr`, which ends the exchange.
  */
 
+import { assert } from '../base/assert.js';
 import type { ErrorCode } from '../base/errors.js';
 import { dvvDescends, sync } from '../clock/dvv.js';
 import type { KvObject } from '../clock/object.js';
@@ -422,13 +423,9 @@ export class AntiEntropy<Out> {
    * once, when it ends either way.
    */
   transfer(peer: string, spans: readonly Span[], done: (result: TransferResult) => void): void {
-    this.transfers.push({ peer, spans: spans.slice(0, EXCHANGE_SPANS_MAX), done });
+    assert(spans.length <= EXCHANGE_SPANS_MAX, `a transfer names at most ${EXCHANGE_SPANS_MAX} spans, got ${spans.length}`);
+    this.transfers.push({ peer, spans, done });
     if (this.exchange?.kind === 'scheduled') this.abandon(this.exchange, 'a transfer takes over');
-  }
-
-  /** Whether a transfer is queued or running. */
-  get transferring(): boolean {
-    return this.transfers.length > 0 || this.exchange?.kind === 'transfer';
   }
 
   onTick(now: number, out: Out[]): void {
