@@ -51,6 +51,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import type { AntiEntropyStats } from '../../lib/antientropy/exchange.js';
 import { REPAIR_BUDGET_FACTOR } from '../../lib/antientropy/exchange.js';
 import { Prng } from '../../lib/base/prng.js';
 import { DEFAULTS } from '../../lib/config/defaults.js';
@@ -178,18 +179,8 @@ const sleep = (delayMs: number): Promise<void> => new Promise((r) => setTimeout(
 
 // ---- node status ----
 
-interface AeStatus {
-  readonly exchangesCompleted: number;
-  readonly exchangesFailed: number;
-  readonly exchangesInSync: number;
-  readonly keysRepaired: number;
-  readonly recordsSent: number;
-  readonly recordsReceived: number;
-  readonly bytesSent: number;
-  readonly bytesReceived: number;
-  readonly rate: number;
-  readonly lastFailure?: { readonly peer: string; readonly reason: string } | null;
-}
+/** The counters `/status` shows under `antiEntropy` (the core's AntiEntropyStats, as JSON). */
+type AeStatus = Pick<AntiEntropyStats, Counter | 'rate'> & { readonly lastFailure?: { readonly peer: string; readonly reason: string } | null };
 
 interface NodeStatus {
   readonly node: string;
