@@ -913,9 +913,9 @@ export class Coordinator {
 
   private send(node: string, message: PeerMessage, out: NodeOutput[]): void {
     if (node === this.init.nodeId) return this.deps.toSelf(message, out);
-    const to = this.deps.placement.addressOf(node);
-    if (to === undefined) return;
-    out.push({ kind: 'send', to, message });
+    // A node whose address this one has not learnt yet (its gossip is still on the way) is
+    // reached over the connection it opened, if any; otherwise the shell reports it unsent.
+    out.push({ kind: 'send', to: this.deps.placement.addressOf(node) ?? { node, addr: '' }, message });
   }
 
   // ---- planning ----

@@ -197,10 +197,9 @@ export class NodeCore {
         ring: () => this.ring(),
         replicas: () => this.replicasMax(),
         alive: (id) => this.isAlive(id),
-        send: (node, message, out) => {
-          const to = placement.addressOf(node);
-          if (to !== undefined) out.push({ kind: 'send', to, message });
-        },
+        // A peer whose address this node has not learnt yet (a new node whose gossip has not
+        // arrived) is answered over the connection its request came on: the shell routes by id.
+        send: (node, message, out) => out.push({ kind: 'send', to: placement.addressOf(node) ?? { node, addr: '' }, message }),
         log: (level, msg, fields, out) => out.push({ kind: 'log', level, msg, fields }),
       },
       init.antiEntropy,

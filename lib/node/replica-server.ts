@@ -241,9 +241,9 @@ export class ReplicaServer {
     this.send(to, { t: 'rerr', from: this.nodeId, rid, code, msg }, out);
   }
 
+  /** To a member, or over the connection its request came on when this node has not learnt its address yet. */
   private send(node: string, message: PeerMessage, out: NodeOutput[]): void {
-    const to = this.deps.placement.addressOf(node);
-    if (to !== undefined) out.push({ kind: 'send', to, message });
+    out.push({ kind: 'send', to: this.deps.placement.addressOf(node) ?? { node, addr: '' }, message });
   }
 }
 
