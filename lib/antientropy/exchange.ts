@@ -156,7 +156,7 @@ export interface ExchangeProgress {
 
 export interface PeerExchangeStats {
   readonly peer: string;
-  /** Ticks since the start of the last exchange that completed with this peer; undefined: never. */
+  /** The tick the last exchange that completed with this peer started at; undefined: never. */
   readonly lastTick: number | undefined;
   readonly completed: number;
   readonly failed: number;

@@ -17,6 +17,8 @@ import { TimeoutError } from '../base/errors.js';
 import type { Client } from '../client/client.js';
 import { NAME_PATTERN } from '../config/schema.js';
 import type { AdminFlags } from './admin-commands.js';
+import type { ExchangeProgress, RepairProgress as NodeRepairProgress } from '../antientropy/exchange.js';
+import type { TransferView } from '../node/core.js';
 import { UsageError } from './client-command.js';
 
 // ---- result shapes, as the node answers them ----
@@ -56,26 +58,8 @@ export interface RemoveResult {
   readonly nodes: readonly NodeChange[];
 }
 
-export interface RepairProgress {
-  readonly bucket?: string | null;
-  readonly peersTotal: number;
-  readonly peersDone: number;
-  readonly peersFailed: number;
-  readonly keysCompared: number;
-  readonly keysRepaired: number;
-  readonly done: boolean;
-}
-
-/** The anti-entropy exchange running at the node: a scheduled one, a repair's, or a transfer's. */
-export interface ExchangeProgress {
-  readonly peer: string;
-  readonly kind: string;
-  readonly phase: string;
-  readonly leavesDiffering: number;
-  readonly leavesDone: number;
-  readonly keysCompared: number;
-  readonly keysRepaired: number;
-}
+/** A repair's progress as it arrives in JSON (an absent bucket is dropped, or null). */
+export type RepairProgress = Omit<NodeRepairProgress, 'bucket'> & { readonly bucket?: string | null };
 
 export interface RepairStatusResult {
   readonly node: string;
@@ -83,17 +67,7 @@ export interface RepairStatusResult {
   readonly running: ExchangeProgress | null;
 }
 
-export interface TransferRow {
-  readonly peer: string;
-  readonly direction: 'in' | 'out';
-  readonly state: 'pending' | 'running' | 'done' | 'failed';
-  readonly ranges: number;
-  readonly share: number;
-  readonly attempts: number;
-  readonly keysCompared: number;
-  readonly keysMoved: number;
-  readonly lastError?: string;
-}
+export type TransferRow = TransferView;
 
 export interface TransfersResult {
   readonly node: string;

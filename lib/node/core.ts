@@ -11,7 +11,7 @@
  * membership, operator requests to the few lines below. Each part takes only what it uses.
  */
 
-import { AntiEntropy, type AntiEntropySettings, type AntiEntropyStats, type PeerExchangeStats } from '../antientropy/exchange.js';
+import { AntiEntropy, type AntiEntropySettings, type AntiEntropyStats } from '../antientropy/exchange.js';
 import { rangesWith } from '../ring/shared-ranges.js';
 import { rangeSize, RING_TOKENS, type TokenRange } from '../ring/token-range.js';
 import { InvalidRequestError, UnavailableError } from '../base/errors.js';
@@ -92,6 +92,17 @@ export interface HandoffSettings {
   /** Estimated bytes of hints kept for one target at most. */
   readonly hintBytesPerTargetMax: number;
 }
+
+/** A peer as `/status` and `/metrics` show anti-entropy with it. */
+export interface PeerExchangeAge {
+  readonly peer: string;
+  readonly lastExchangeMsAgo: number | null;
+  readonly completed: number;
+  readonly failed: number;
+}
+
+/** A transfer of the change under way, as `chorus transfers` shows it. */
+export type TransferView = Pick<TransferTask, 'peer' | 'direction' | 'state' | 'ranges' | 'share' | 'attempts' | 'keysCompared' | 'keysMoved'> & { readonly lastError?: string };
 
 /** What `/status`, `/metrics` and `chorus status` show of replication. */
 export interface ReplicationStats extends CoordinatorStats, ReplicaServerStats {
@@ -255,9 +266,14 @@ export class NodeCore {
     return this.ae.stats;
   }
 
-  /** Per peer: ticks since the last completed exchange started (undefined: never). */
-  get antiEntropyPeers(): PeerExchangeStats[] {
-    return this.ae.peerStats().map((p) => ({ ...p, lastTick: p.lastTick === undefined ? undefined : this.now - p.lastTick }));
+  /** Per peer: milliseconds since the last completed exchange started (null: never), and how many completed and failed. */
+  get antiEntropyPeers(): PeerExchangeAge[] {
+    return this.ae.peerStats().map((p) => ({
+      peer: p.peer,
+      lastExchangeMsAgo: p.lastTick === undefined ? null : (this.now - p.lastTick) * this.tickMs,
+      completed: p.completed,
+      failed: p.failed,
+    }));
   }
 
   /**
@@ -292,7 +308,7 @@ export class NodeCore {
     return {
       ...this.ae.stats,
       lastFailure: this.ae.stats.lastFailure === undefined ? null : { ...this.ae.stats.lastFailure, agoMs: (this.now - this.ae.stats.lastFailure.tick) * this.tickMs },
-      peers: this.antiEntropyPeers.map((p) => ({ peer: p.peer, lastExchangeMsAgo: p.lastTick === undefined ? null : p.lastTick * this.tickMs, completed: p.completed, failed: p.failed })),
+      peers: this.antiEntropyPeers,
       ranges: {
         count: ranges.length,
         neverExchanged: ranges.length - ages.length,
@@ -530,7 +546,7 @@ export class NodeCore {
   }
 
   /** The transfers of the change under way, as `chorus transfers` shows them. */
-  transfersView(): Record<string, unknown>[] {
+  transfersView(): TransferView[] {
     return this.transfers.map((t) => ({
       peer: t.peer,
       direction: t.direction,

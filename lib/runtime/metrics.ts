@@ -6,7 +6,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AntiEntropyStats } from '../antientropy/exchange.js';
-import type { ReplicationStats } from '../node/core.js';
+import type { PeerExchangeAge, ReplicationStats } from '../node/core.js';
 
 export type Operation = 'put' | 'get' | 'del' | 'upd' | 'fetch' | 'admin';
 
@@ -14,7 +14,7 @@ export interface MetricsSources {
   inflight(): number;
   replication(): ReplicationStats | undefined;
   /** Anti-entropy counters, per peer ticks since the last exchange, and per range its age in ms (null: never). */
-  antiEntropy(): { stats: AntiEntropyStats; peers: readonly { peer: string; ageMs: number | null }[]; ranges: readonly { ageMs: number | null }[] } | undefined;
+  antiEntropy(): { stats: AntiEntropyStats; peers: readonly PeerExchangeAge[]; ranges: readonly { ageMs: number | null }[] } | undefined;
   members(): readonly { readonly live: string; readonly status: string }[];
   localHealth(): number;
 }
@@ -95,19 +95,7 @@ export class NodeMetrics {
       ['chorus_requests_forwarded_total', 'Writes forwarded to a replica of their key to coordinate.', (s) => s.forwarded],
       ['chorus_tombstones_reaped_total', 'Tombstones dropped here after every primary held them through the grace period.', (s) => s.tombstonesReaped],
     ];
-    for (const [name, help, value] of totals) {
-      new Counter({
-        name,
-        help,
-        registers: [this.registry],
-        collect() {
-          const stats = read.replication();
-          if (stats === undefined) return;
-          this.reset();
-          this.inc(value(stats));
-        },
-      });
-    }
+    for (const [name, help, value] of totals) this.total(name, help, () => read.replication(), value);
     const aeTotals: [string, string, (stats: AntiEntropyStats) => number][] = [
       ['chorus_ae_exchanges_completed_total', 'Anti-entropy exchanges this node ran to the end.', (s) => s.exchangesCompleted],
       ['chorus_ae_exchanges_failed_total', 'Anti-entropy exchanges dropped (peer gone, timeout, refusal); the next one resumes.', (s) => s.exchangesFailed],
@@ -117,19 +105,7 @@ export class NodeMetrics {
       ['chorus_ae_bytes_sent_total', 'Estimated bytes of anti-entropy messages sent (hashes, key lists, records).', (s) => s.bytesSent],
       ['chorus_ae_bytes_received_total', 'Estimated bytes of anti-entropy messages received.', (s) => s.bytesReceived],
     ];
-    for (const [name, help, value] of aeTotals) {
-      new Counter({
-        name,
-        help,
-        registers: [this.registry],
-        collect() {
-          const ae = read.antiEntropy();
-          if (ae === undefined) return;
-          this.reset();
-          this.inc(value(ae.stats));
-        },
-      });
-    }
+    for (const [name, help, value] of aeTotals) this.total(name, help, () => read.antiEntropy()?.stats, value);
     new Gauge({
       name: 'chorus_ae_rate',
       help: "Anti-entropy's budget as a share of the configured one (lower while foreground latency is up).",
@@ -146,7 +122,7 @@ export class NodeMetrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const peer of read.antiEntropy()?.peers ?? []) if (peer.ageMs !== null) this.set({ peer: peer.peer }, peer.ageMs / 1000);
+        for (const peer of read.antiEntropy()?.peers ?? []) if (peer.lastExchangeMsAgo !== null) this.set({ peer: peer.peer }, peer.lastExchangeMsAgo / 1000);
       },
     });
     new Gauge({
@@ -192,6 +168,21 @@ export class NodeMetrics {
     this.storeBatches = new Counter({ name: 'chorus_store_batches_total', help: 'Storage batches applied (each one commit).', registers: [this.registry] });
     this.storeWrites = new Counter({ name: 'chorus_store_writes_total', help: 'Objects written to storage.', registers: [this.registry] });
     if (process) collectDefaultMetrics({ register: this.registry, prefix: 'chorus_' });
+  }
+
+  /** A monotonic total the core counts, exposed as a counter read at scrape time. */
+  private total<S>(name: string, help: string, source: () => S | undefined, value: (stats: S) => number): void {
+    new Counter({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        const stats = source();
+        if (stats === undefined) return;
+        this.reset();
+        this.inc(value(stats));
+      },
+    });
   }
 
   /** Records one finished request; label children are cached, as label lookups cost more than the update. */

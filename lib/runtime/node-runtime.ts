@@ -187,13 +187,7 @@ class NodeRuntime implements RunningNode {
     this.metrics = new NodeMetrics({ node: identity.nodeId }, {
       inflight: () => this.core?.inflight ?? 0,
       replication: () => this.core?.replication,
-      antiEntropy: () => {
-        const core = this.core;
-        if (core === undefined) return undefined;
-        const tickMs = this.config.runtime.tickMs;
-        const peers = core.antiEntropyPeers.map((p) => ({ peer: p.peer, ageMs: p.lastTick === undefined ? null : p.lastTick * tickMs }));
-        return { stats: core.antiEntropy, peers, ranges: core.rangeAges() };
-      },
+      antiEntropy: () => (this.core === undefined ? undefined : { stats: this.core.antiEntropy, peers: this.core.antiEntropyPeers, ranges: this.core.rangeAges() }),
       members: () => this.core?.membership.view() ?? [],
       localHealth: () => this.core?.membership.localHealth ?? 0,
     });
