@@ -4,18 +4,26 @@
  *
  * One exchange, run by its initiator against one peer, one request in flight at a time:
  *
- * 1. Tree. The initiator builds the tree of the spans both hold (ranges.ts) from its segment
- *    hashes and asks the peer for its hashes of the root (`ae-tree`, which opens a session
- *    there with the ring's checksum and n, so the peer builds the same tree). Level by level
- *    it asks only for the children of the nodes that differed, until it knows the differing
- *    leaves. The cost follows the divergence: a lone difference costs fan-out hashes per level.
- * 2. Keys. For a chunk of differing leaves it asks for the peer's (bucket, key, digest) list
- *    under them (`ae-keys`) and compares it with its own scan of the same leaves.
- * 3. Sync. It sends what the peer lacks or holds differently and names what it lacks or
- *    holds differently (`ae-sync`); the peer merges what it got (the normal DVV merge, so
- *    tombstones and typed values take part like any version), and answers, once that is
- *    durable, with its merged copies of the keys named, which the initiator merges. Both sides
- *    then hold the same version: records shipped are the records that differ.
+ * 1. Tree. Both sides build the tree of the spans they share (shared-ranges.ts) from their
+ *    segment hashes, and compare it in turns, two levels a round trip: the initiator sends
+ *    its hashes of some nodes (`ae-tree`; the first sends the root's and opens a session with
+ *    the ring's checksum and n, so the peer builds the same tree); the peer answers which of
+ *    them differ and its hashes of their children (`ae-tree-ok`); the initiator compares
+ *    those and sends its hashes of the children of the ones that differ, and so on down. The
+ *    cost follows the divergence: a lone difference costs fan-out hashes per level. Hashes
+ *    travel as 4 bytes, salted per exchange (`saltedWord`), so whatever a cut hash hides in
+ *    one exchange shows in the next.
+ * 2. Keys. When the nodes sent are leaves, the peer answers with its list of (key, version)
+ *    hashes under those that differ (6 bytes a key, salted too); otherwise the initiator asks
+ *    for the lists of the differing leaves (`ae-keys`). It compares a list with its own scan of
+ *    the same leaves: a key of its own missing from the peer's list is one the peer lacks or
+ *    holds differently, an item of the peer's missing from its own is one it lacks or holds
+ *    differently.
+ * 3. Sync. It sends the records of the first kind and names the items of the second
+ *    (`ae-sync`); the peer merges what it got (the normal DVV merge, so tombstones and typed
+ *    values take part like any version), and answers, once that is durable, with its merged
+ *    copies of the keys named, which the initiator merges. Both sides then hold the same
+ *    version: records shipped are the records that differ.
  * 4. Done. `ae-done` closes the peer's session; both note when the exchange started, which is
  *    the moment up to which their shared ranges are known to agree (tombstone reaping waits
  *    for that, see `confirms`).
@@ -43,9 +51,10 @@ import {
   buildTree,
   EXCHANGE_NODES_MAX,
   keySetHash,
+  KeyHasher,
   objectDigest,
+  saltedWord,
   TreeLeaves,
-  equalDigests,
   type HashTree,
   type SegmentHashes,
   type TokenBounds,
@@ -102,6 +111,8 @@ export interface AntiEntropyDeps<Out> {
   /** The store's entries with token in [from, to), wrapping (durable data only). */
   readonly scan: (fromToken: number, toToken: number) => Iterable<ScannedEntry>;
   readonly rid: () => number;
+  /** A fresh 32-bit salt for an exchange's cut hashes (from the node's PRNG). */
+  readonly salt: () => number;
   /** The ring that places data now. */
   readonly ring: () => Ring;
   /** The replication factor shared ranges are computed for: the largest n of any bucket. */
@@ -113,15 +124,18 @@ export interface AntiEntropyDeps<Out> {
 }
 
 /**
- * Bytes of a node hash on the wire: the first 8 of its 16. A difference two replicas' nodes hide
- * from each other needs their hashes to agree in 64 bits by chance, which at one comparison per
- * node per exchange is as good as never, and halves what a descent costs.
+ * Bytes of a tree node's hash on the wire: a salted 32-bit cut of its 16 (`saltedWord`). A
+ * differing node hides when its cut hashes agree by chance, once in 2^32 comparisons, and
+ * the next exchange, with another salt, finds it.
  */
-const WIRE_HASH_BYTES = 8;
-
-/** Parents named in one `ae-tree`: their children's hashes fill one answer of at most EXCHANGE_NODES_MAX nodes. */
-const PARENTS_PER_REQUEST = EXCHANGE_NODES_MAX / 16;
-
+const NODE_WIRE_BYTES = 4;
+/**
+ * Bytes of a (key, version) item hash on the wire: 48 salted bits. A differing key hides in
+ * one exchange when its item agrees with one of the other side's few hundred by chance.
+ */
+const ITEM_WIRE_BYTES = 6;
+/** Items one `ae-tree-ok` carries at most (whole leaves, and always the first). */
+const ITEMS_PER_ANSWER = 4096;
 /**
  * Leaves asked for in one `ae-keys`: about 15 keys each at a million keys, so some 500 keys
  * for each side to scan and digest, a few milliseconds of one event-loop turn.
@@ -193,6 +207,12 @@ export interface RepairProgress {
   readonly done: boolean;
 }
 
+/** A step of the descent: the initiator's hashes of the children of `parents` (nodes of `level` − 1), or of the root. */
+interface Step {
+  readonly level: number;
+  readonly parents: readonly number[];
+}
+
 /** What an exchange covers: the spans two nodes share on a ring both hold, or spans named outright (a transfer). */
 type Scope = { readonly ring: string; readonly n: number } | { readonly spans: readonly Span[] };
 
@@ -230,20 +250,21 @@ interface Exchange {
   readonly startedAt: number;
   readonly leaves: TreeLeaves;
   readonly tree: HashTree;
+  readonly salt: number;
   opened: boolean;
-  rootAsked: boolean;
   phase: 'tree' | 'keys' | 'sync';
-  /** The level being compared (0: the root). */
-  level: number;
-  /** Nodes of the level above `level` that differed and whose children are still to ask about. */
-  queue: number[];
-  /** Nodes of `level` that differed: the parents to ask about at the next level. */
-  next: number[];
-  /** The nodes asked about in the request in flight. */
+  /** Steps of the descent still to send. */
+  steps: Step[];
+  /** The nodes whose hashes the step in flight carried, at `askedLevel`; or the leaves an `ae-keys` asked about. */
   asked: number[];
+  askedLevel: number;
+  /** The differing leaves found so far. */
   differing: number[];
-  leafCursor: number;
-  /** Sync batches still to send for the current chunk of leaves. */
+  /** Differing leaves whose key lists are still to ask for. */
+  keysQueue: number[];
+  /** Differing leaves whose key lists were compared. */
+  leavesDone: number;
+  /** Sync batches still to send for the last key list compared. */
   batches: SyncBatch[];
   awaiting: Awaiting | undefined;
   keysCompared: number;
@@ -252,7 +273,8 @@ interface Exchange {
 
 interface SyncBatch {
   readonly push: { b: string; k: string; obj: KvObject }[];
-  readonly pull: [string, string][];
+  /** The peer's items to pull. */
+  readonly pull: number[];
   readonly bytes: number;
 }
 
@@ -263,6 +285,11 @@ interface Session {
   readonly leaves: TreeLeaves;
   readonly tree: HashTree;
   readonly bucket: string | undefined;
+  readonly salt: number;
+  /** A repair or a transfer: served at the repair budget. */
+  readonly forced: boolean;
+  /** The keys of the last item list sent, by item: what an `ae-sync` may pull. */
+  pullable: Map<number, Slot[]>;
   lastUsed: number;
 }
 
@@ -299,6 +326,8 @@ export class AntiEntropy<Out> {
   private latencyBaseline: number | undefined;
   private repairRun: Repair | undefined;
   private readonly transfers: QueuedTransfer[] = [];
+  /** Syncs peers sent while this node's budget was spent: served as it refills, in order. */
+  private readonly waiting: { readonly from: string; readonly message: AeSync }[] = [];
   private repairLast: RepairProgress | undefined;
   private completed = 0;
   private failed = 0;
@@ -339,7 +368,7 @@ export class AntiEntropy<Out> {
               kind: ex.kind,
               phase: ex.phase,
               leavesDiffering: ex.differing.length,
-              leavesDone: Math.min(ex.leafCursor, ex.differing.length),
+              leavesDone: ex.leavesDone,
               keysCompared: ex.keysCompared,
               keysRepaired: ex.keysRepaired,
             },
@@ -433,13 +462,17 @@ export class AntiEntropy<Out> {
     // No load report for two seconds: too few client requests to judge by, so nothing to protect.
     const second = Math.max(1, Math.round(1000 / this.deps.tickMs));
     if (now - this.lastLoadTick >= 2 * second && (now - this.lastLoadTick) % second === 0) this.rate = Math.min(1, this.rate * RATE_RECOVERY);
-    const forced = this.repairRun !== undefined || this.exchange?.kind === 'transfer' || this.transfers.length > 0;
+    const forced = this.repairRun !== undefined || this.exchange?.kind === 'transfer' || this.transfers.length > 0 || [...this.sessions.values()].some((s) => s.forced);
     const factor = forced ? REPAIR_BUDGET_FACTOR : this.rate;
     const perTick = this.deps.tickMs / 1000;
     // At most one second of budget accumulates while nothing is shipped.
     this.keysBudget = Math.min(this.settings.keysPerSecond * factor, this.keysBudget + this.settings.keysPerSecond * perTick * factor);
     this.bytesBudget = Math.min(this.settings.bytesPerSecond * factor, this.bytesBudget + this.settings.bytesPerSecond * perTick * factor);
     for (const [id, session] of this.sessions) if (now - session.lastUsed > this.timeoutTicks()) this.sessions.delete(id);
+    while (this.waiting.length > 0 && this.keysBudget > 0 && this.bytesBudget > 0) {
+      const { from, message } = this.waiting.shift()!;
+      this.serveSync(from, message, out);
+    }
 
     const ex = this.exchange;
     if (ex !== undefined) {
@@ -511,6 +544,7 @@ export class AntiEntropy<Out> {
   onPeerUnreachable(node: string): void {
     const ex = this.exchange;
     if (ex !== undefined && ex.peer === node) this.abandon(ex, 'peer unreachable');
+    for (let i = this.waiting.length - 1; i >= 0; i--) if (this.waiting[i]!.from === node) this.waiting.splice(i, 1);
     for (const [id, session] of this.sessions) if (session.from === node) this.sessions.delete(id);
   }
 
@@ -550,15 +584,15 @@ export class AntiEntropy<Out> {
       startedAt: this.now,
       leaves,
       tree,
+      salt: this.deps.salt() >>> 0,
       opened: false,
-      rootAsked: false,
       phase: 'tree',
-      level: 0,
-      queue: [],
-      next: [],
+      steps: [{ level: 0, parents: [] }],
       asked: [],
+      askedLevel: 0,
       differing: [],
-      leafCursor: 0,
+      keysQueue: [],
+      leavesDone: 0,
       batches: [],
       awaiting: undefined,
       keysCompared: 0,
@@ -571,40 +605,6 @@ export class AntiEntropy<Out> {
 
   /** Sends the exchange's next request, if its budget allows; finishes it when nothing is left. */
   private advance(ex: Exchange, out: Out[]): void {
-    if (ex.phase === 'tree') {
-      let of: number[];
-      if (!ex.rootAsked) {
-        // The first request asks for the root; every later one names parents and gets their children.
-        ex.rootAsked = true;
-        of = [];
-        ex.asked = [0];
-      } else {
-        if (ex.queue.length === 0) {
-          const leafLevel = ex.tree.levels.length - 1;
-          if (ex.level < leafLevel && ex.next.length > 0) {
-            ex.level++;
-            ex.queue = ex.next;
-            ex.next = [];
-          } else {
-            ex.phase = 'keys';
-            return this.advance(ex, out);
-          }
-        }
-        of = ex.queue.splice(0, PARENTS_PER_REQUEST);
-        ex.asked = childrenOf(ex.tree, ex.level - 1, of);
-      }
-      const message: AeTree = { t: 'ae-tree', from: this.deps.nodeId, rid: this.deps.rid(), xid: ex.xid, level: ex.level, of };
-      if (!ex.opened) {
-        ex.opened = true;
-        const scope: Pick<AeTree, 'ring' | 'n' | 'spans'> =
-          'ring' in ex.scope ? { ring: ex.scope.ring, n: ex.scope.n } : { spans: ex.scope.spans.map((s): [number, number] => [s.fromToken, s.toToken]) };
-        const bytes = 8 + (scope.spans === undefined ? 70 : scope.spans.length * 10);
-        this.request(ex, { ...message, depth: ex.leaves.depth, ...scope, ...(ex.bucket === undefined ? {} : { b: ex.bucket }) }, bytes, out);
-      } else {
-        this.request(ex, message, 8 + of.length * 4, out);
-      }
-      return;
-    }
     const batch = ex.batches[0];
     if (batch !== undefined) {
       if (this.keysBudget <= 0 || this.bytesBudget <= 0) return; // the next tick refills
@@ -613,15 +613,42 @@ export class AntiEntropy<Out> {
       this.keysBudget -= batch.push.length + batch.pull.length;
       this.bytesBudget -= batch.bytes;
       this.recordsSent += batch.push.length;
-      this.request(ex, { t: 'ae-sync', from: this.deps.nodeId, rid: this.deps.rid(), xid: ex.xid, push: batch.push, pull: batch.pull }, batch.bytes + batch.pull.reduce((s, [b, k]) => s + b.length + k.length + 4, 0), out);
+      const pull = new Uint8Array(batch.pull.length * ITEM_WIRE_BYTES);
+      batch.pull.forEach((item, i) => writeItem(pull, i * ITEM_WIRE_BYTES, item));
+      this.request(ex, { t: 'ae-sync', from: this.deps.nodeId, rid: this.deps.rid(), xid: ex.xid, push: batch.push, pull }, batch.bytes + pull.length, out);
       return;
     }
-    if (ex.leafCursor < ex.differing.length) {
+    const step = ex.steps[0];
+    if (step !== undefined) {
+      // The answer to a step at the leaves carries key lists, which cost budget to compare.
+      if (step.level === ex.tree.levels.length - 1 && (this.keysBudget <= 0 || this.bytesBudget <= 0)) return;
+      ex.steps.shift();
+      ex.phase = 'tree';
+      ex.asked = step.level === 0 ? [0] : childrenOf(ex.tree, step.level - 1, step.parents);
+      ex.askedLevel = step.level;
+      const h = wireHashes(ex.tree, step.level, ex.asked, ex.salt);
+      const message: AeTree = { t: 'ae-tree', from: this.deps.nodeId, rid: this.deps.rid(), xid: ex.xid, level: step.level, of: [...step.parents], h };
+      if (ex.opened) return this.request(ex, message, 8 + step.parents.length * 2 + h.length, out);
+      ex.opened = true;
+      const scope: Pick<AeTree, 'ring' | 'n' | 'spans'> =
+        'ring' in ex.scope ? { ring: ex.scope.ring, n: ex.scope.n } : { spans: ex.scope.spans.map((s): [number, number] => [s.fromToken, s.toToken]) };
+      const bytes = 24 + h.length + (scope.spans === undefined ? 24 : scope.spans.length * 10);
+      const open: AeTree = {
+        ...message,
+        depth: ex.leaves.depth,
+        lc: ex.tree.leafCount,
+        s: ex.salt,
+        ...scope,
+        ...(ex.bucket === undefined ? {} : { b: ex.bucket }),
+        ...(ex.kind === 'scheduled' ? {} : { f: true as const }),
+      };
+      return this.request(ex, open, bytes, out);
+    }
+    if (ex.keysQueue.length > 0) {
       if (this.keysBudget <= 0 || this.bytesBudget <= 0) return; // key lists cost too; the next tick refills
       ex.phase = 'keys';
-      ex.asked = ex.differing.slice(ex.leafCursor, ex.leafCursor + LEAVES_PER_REQUEST);
-      ex.leafCursor += ex.asked.length;
-      this.request(ex, { t: 'ae-keys', from: this.deps.nodeId, rid: this.deps.rid(), xid: ex.xid, leaves: ex.asked }, 8 + ex.asked.length * 4, out);
+      ex.asked = ex.keysQueue.splice(0, LEAVES_PER_REQUEST);
+      this.request(ex, { t: 'ae-keys', from: this.deps.nodeId, rid: this.deps.rid(), xid: ex.xid, leaves: ex.asked }, 8 + ex.asked.length * 2, out);
       return;
     }
     this.finish(ex, out);
@@ -644,63 +671,86 @@ export class AntiEntropy<Out> {
   private onTreeOk(from: string, message: AeTreeOk, out: Out[]): void {
     const ex = this.answered(from, message.rid);
     if (ex === undefined) return;
-    this.bytesReceived += message.hashes.length;
-    const asked = ex.asked;
-    if (message.leaves !== ex.tree.leafCount || message.hashes.length !== asked.length * WIRE_HASH_BYTES) {
-      return this.abandon(ex, `the peer's tree does not match (${message.leaves} leaves, mine ${ex.tree.leafCount})`);
+    const sent = ex.asked;
+    const level = ex.askedLevel;
+    const leafLevel = ex.tree.levels.length - 1;
+    this.bytesReceived += 8 + message.d.length + (message.h?.length ?? 0) + (message.items?.length ?? 0);
+    if (message.d.length !== Math.ceil(sent.length / 8)) return this.abandon(ex, `the peer answered for ${message.d.length * 8} nodes, not ${sent.length}`);
+    this.treeNodesCompared += sent.length;
+    const differing = sent.filter((_, i) => bitSet(message.d, i));
+    if (level === leafLevel) {
+      const items = message.items ?? EMPTY;
+      const covered = message.cov ?? 0;
+      if (covered > differing.length || (covered === 0) !== (differing.length === 0) || items.length % ITEM_WIRE_BYTES !== 0) {
+        return this.abandon(ex, `the peer's key lists do not fit the ${differing.length} differing leaves`);
+      }
+      ex.differing.push(...differing);
+      ex.keysQueue.push(...differing.slice(covered));
+      if (covered > 0) {
+        const failure = this.compareItems(ex, differing.slice(0, covered), items);
+        if (failure !== undefined) return this.abandon(ex, failure);
+      }
+      return this.advance(ex, out);
     }
-    this.treeNodesCompared += asked.length;
-    const mine = ex.tree.levels[ex.level]!;
-    const view = new DataView(message.hashes.buffer, message.hashes.byteOffset, message.hashes.byteLength);
-    const differing: number[] = [];
-    asked.forEach((node, i) => {
-      const at = node * 4;
-      if (mine[at] !== view.getUint32(i * WIRE_HASH_BYTES, true) || mine[at + 1] !== view.getUint32(i * WIRE_HASH_BYTES + 4, true)) differing.push(node);
-    });
-    if (ex.level === ex.tree.levels.length - 1) ex.differing.push(...differing);
-    else ex.next.push(...differing);
+    const children = childrenOf(ex.tree, level, differing);
+    const theirs = message.h ?? EMPTY;
+    if (theirs.length !== children.length * NODE_WIRE_BYTES) return this.abandon(ex, `the peer's tree does not match (${theirs.length / NODE_WIRE_BYTES} children, mine ${children.length})`);
+    this.treeNodesCompared += children.length;
+    const mine = wireHashes(ex.tree, level + 1, children, ex.salt);
+    const next = children.filter((_, i) => !sameWireHash(mine, theirs, i));
+    if (level + 1 === leafLevel) {
+      ex.differing.push(...next);
+      ex.keysQueue.push(...next);
+    } else {
+      const per = parentsPerStep(ex.tree.fanout);
+      for (let i = 0; i < next.length; i += per) ex.steps.push({ level: level + 2, parents: next.slice(i, i + per) });
+    }
     this.advance(ex, out);
   }
 
   private onKeysOk(from: string, message: AeKeysOk, out: Out[]): void {
     const ex = this.answered(from, message.rid);
     if (ex === undefined) return;
-    const theirs = new Map<string, Uint8Array>();
-    let listBytes = 0;
-    for (const [b, k, digest] of message.keys) {
-      listBytes += b.length + k.length + digest.length + 4;
-      theirs.set(slotId(b, k), digest);
-    }
-    this.bytesReceived += listBytes;
-    this.bytesBudget -= listBytes;
+    this.bytesReceived += 8 + message.items.length;
+    if (message.items.length % ITEM_WIRE_BYTES !== 0) return this.abandon(ex, 'the peer sent a malformed key list');
+    const failure = this.compareItems(ex, ex.asked, message.items);
+    if (failure !== undefined) return this.abandon(ex, failure);
+    this.advance(ex, out);
+  }
+
+  /**
+   * Compares the peer's item list for `leaves` with this node's scan of them and queues the
+   * sync batches: push what the peer's list lacks, pull what this node's lacks. Returns why it
+   * failed, if it did.
+   */
+  private compareItems(ex: Exchange, leaves: readonly number[], items: Uint8Array): string | undefined {
+    const theirs = new Set<number>();
+    const count = items.length / ITEM_WIRE_BYTES;
+    for (let i = 0; i < count; i++) theirs.add(readItem(items, i * ITEM_WIRE_BYTES));
+    this.bytesBudget -= items.length;
     const push: { b: string; k: string; obj: KvObject }[] = [];
-    const pull: [string, string][] = [];
     let mineCount = 0;
     try {
-      for (const span of mergedSpans(ex.leaves, ex.asked)) {
+      for (const span of mergedSpans(ex.leaves, leaves)) {
         for (const entry of this.deps.scan(span.fromToken, span.toToken)) {
           if (ex.bucket !== undefined && entry.bucket !== ex.bucket) continue;
-          mineCount++;
-          const id = slotId(entry.bucket, entry.key);
-          const their = theirs.get(id);
           const object = this.deps.local.newest(entry, entry.object);
           if (object === undefined) continue;
-          const digest = objectDigest(object);
-          if (their !== undefined) theirs.delete(id);
-          if (their !== undefined && equalDigests(their, digest)) continue;
+          mineCount++;
+          if (theirs.delete(itemOf(entry.bucket, entry.key, object, ex.salt))) continue;
           push.push({ b: entry.bucket, k: entry.key, obj: object });
-          if (their !== undefined) pull.push([entry.bucket, entry.key]);
         }
       }
     } catch (error) {
-      return this.abandon(ex, `local scan failed: ${String(error)}`);
+      return `local scan failed: ${String(error)}`;
     }
-    for (const id of theirs.keys()) pull.push(splitSlotId(id));
-    ex.keysCompared += Math.max(mineCount, message.keys.length);
-    this.keysBudget -= (mineCount + message.keys.length) * COMPARE_COST;
-    if (this.repairRun !== undefined && ex.kind === 'repair') this.repairRun.keysCompared += Math.max(mineCount, message.keys.length);
-    ex.batches = batchesOf(push, pull, this.settings.batchKeys);
-    this.advance(ex, out);
+    const compared = Math.max(mineCount, count);
+    ex.keysCompared += compared;
+    ex.leavesDone += leaves.length;
+    this.keysBudget -= (mineCount + count) * COMPARE_COST;
+    if (this.repairRun !== undefined && ex.kind === 'repair') this.repairRun.keysCompared += compared;
+    ex.batches.push(...batchesOf(push, [...theirs], this.settings.batchKeys));
+    return undefined;
   }
 
   private onSyncOk(from: string, message: AeSyncOk, out: Out[]): void {
@@ -814,65 +864,133 @@ export class AntiEntropy<Out> {
         bounds = sharedBounds(ring, from, this.deps.nodeId, message.n ?? this.deps.replicas());
       }
       if (bounds.length === 0) return this.refuse(from, message.rid, 'INVALID_REQUEST', 'we share no ranges', out);
+      if (message.s === undefined || message.lc === undefined) return this.refuse(from, message.rid, 'INVALID_REQUEST', 'an exchange opens with its salt and leaf count', out);
       const leaves = TreeLeaves.of(this.deps.local.segments.depth, bounds);
-      session = { from, xid: message.xid, openedAt: this.now, leaves, tree: this.treeOf(leaves), bucket: message.b, lastUsed: this.now };
+      if (leaves.count !== message.lc) {
+        return this.refuse(from, message.rid, 'INVALID_REQUEST', `our trees differ (${message.lc} leaves, mine ${leaves.count})`, out);
+      }
+      session = { from, xid: message.xid, openedAt: this.now, leaves, tree: this.treeOf(leaves), bucket: message.b, salt: message.s, forced: message.f === true, pullable: new Map(), lastUsed: this.now };
       this.sessions.set(id, session);
       while (this.sessions.size > SESSIONS_MAX) this.sessions.delete(this.sessions.keys().next().value as string);
     }
     if (session === undefined) return this.refuse(from, message.rid, 'UNAVAILABLE', 'no such exchange here (expired, or this node restarted)', out);
     session.lastUsed = this.now;
     const tree = session.tree;
-    if (message.level >= tree.levels.length || (message.level === 0) !== (message.of.length === 0)) {
-      return this.refuse(from, message.rid, 'INVALID_REQUEST', `level ${message.level} with ${message.of.length} parents does not fit the tree`, out);
+    const leafLevel = tree.levels.length - 1;
+    const { level, of } = message;
+    if (level > leafLevel || (level === 0) !== (of.length === 0) || of.length > parentsPerStep(tree.fanout)) {
+      return this.refuse(from, message.rid, 'INVALID_REQUEST', `level ${level} with ${of.length} parents does not fit the tree`, out);
     }
-    const above = message.level === 0 ? 1 : tree.levels[message.level - 1]!.length / 4;
-    for (const parent of message.of) if (parent >= above) return this.refuse(from, message.rid, 'INVALID_REQUEST', `node ${parent} is not in level ${message.level - 1}`, out);
-    const nodes = message.level === 0 ? [0] : childrenOf(tree, message.level - 1, message.of);
-    const level = tree.levels[message.level]!;
-    const hashes = new Uint8Array(nodes.length * WIRE_HASH_BYTES);
-    const view = new DataView(hashes.buffer);
+    const above = level === 0 ? 1 : tree.levels[level - 1]!.length / 4;
+    for (const parent of of) if (parent >= above) return this.refuse(from, message.rid, 'INVALID_REQUEST', `node ${parent} is not in level ${level - 1}`, out);
+    const nodes = level === 0 ? [0] : childrenOf(tree, level - 1, of);
+    if (message.h.length !== nodes.length * NODE_WIRE_BYTES) {
+      return this.refuse(from, message.rid, 'INVALID_REQUEST', `${message.h.length} bytes of hashes for ${nodes.length} nodes`, out);
+    }
+    const mine = wireHashes(tree, level, nodes, session.salt);
+    const d = new Uint8Array(Math.ceil(nodes.length / 8));
+    const differing: number[] = [];
     nodes.forEach((node, i) => {
-      view.setUint32(i * WIRE_HASH_BYTES, level[node * 4]!, true);
-      view.setUint32(i * WIRE_HASH_BYTES + 4, level[node * 4 + 1]!, true);
+      if (sameWireHash(mine, message.h, i)) return;
+      d[i >> 3]! |= 1 << (i & 7);
+      differing.push(node);
     });
-    this.bytesSent += hashes.length;
-    this.send(from, { t: 'ae-tree-ok', from: this.deps.nodeId, rid: message.rid, leaves: tree.leafCount, hashes }, out);
+    if (level < leafLevel) {
+      const h = wireHashes(tree, level + 1, childrenOf(tree, level, differing), session.salt);
+      this.bytesSent += 8 + d.length + h.length;
+      return this.send(from, { t: 'ae-tree-ok', from: this.deps.nodeId, rid: message.rid, d, h }, out);
+    }
+    // The nodes are leaves: answer with the key lists of those that differ, whole leaves, while they fit.
+    let list: ItemList;
+    try {
+      list = this.itemsUnder(session, differing, ITEMS_PER_ANSWER);
+    } catch (error) {
+      return this.refuse(from, message.rid, 'STORAGE', `local scan failed: ${String(error)}`, out);
+    }
+    this.bytesSent += 8 + d.length + list.items.length;
+    this.send(from, { t: 'ae-tree-ok', from: this.deps.nodeId, rid: message.rid, d, items: list.items, cov: list.leaves }, out);
   }
 
   private onKeys(from: string, message: AeKeys, out: Out[]): void {
     const session = this.sessions.get(`${from} ${message.xid}`);
     if (session === undefined) return this.refuse(from, message.rid, 'UNAVAILABLE', 'no such exchange here (expired, or this node restarted)', out);
     session.lastUsed = this.now;
-    const keys: [string, string, Uint8Array][] = [];
+    for (const leaf of message.leaves) if (leaf >= session.leaves.count) return this.refuse(from, message.rid, 'INVALID_REQUEST', `leaf ${leaf} is not in the tree`, out);
+    let list: ItemList;
     try {
-      for (const leaf of message.leaves) if (leaf >= session.leaves.count) return this.refuse(from, message.rid, 'INVALID_REQUEST', `leaf ${leaf} is not in the tree`, out);
-      for (const span of mergedSpans(session.leaves, message.leaves)) {
-        for (const entry of this.deps.scan(span.fromToken, span.toToken)) {
-          if (session.bucket !== undefined && entry.bucket !== session.bucket) continue;
-          const object = this.deps.local.newest(entry, entry.object);
-          if (object === undefined) continue;
-          const digest = objectDigest(object);
-          keys.push([entry.bucket, entry.key, digest]);
-          this.bytesSent += entry.bucket.length + entry.key.length + digest.length + 4;
-        }
-      }
+      list = this.itemsUnder(session, message.leaves, Infinity);
     } catch (error) {
       return this.refuse(from, message.rid, 'STORAGE', `local scan failed: ${String(error)}`, out);
     }
-    this.send(from, { t: 'ae-keys-ok', from: this.deps.nodeId, rid: message.rid, keys }, out);
+    this.bytesSent += 8 + list.items.length;
+    this.send(from, { t: 'ae-keys-ok', from: this.deps.nodeId, rid: message.rid, items: list.items }, out);
   }
 
+  /**
+   * This node's item list for `leaves`, in order, whole leaves while it holds fewer than `max`
+   * items (the first leaf always); what it covers becomes the session's pullable keys. Throws
+   * when the store's scan does.
+   */
+  private itemsUnder(session: Session, leaves: readonly number[], max: number): ItemList {
+    const items: number[] = [];
+    const pullable = new Map<number, Slot[]>();
+    let covered = 0;
+    for (const span of max === Infinity ? mergedSpans(session.leaves, leaves) : leaves.map((leaf) => session.leaves.leaf(leaf))) {
+      if (covered > 0 && items.length >= max) break;
+      for (const entry of this.deps.scan(span.fromToken, span.toToken)) {
+        if (session.bucket !== undefined && entry.bucket !== session.bucket) continue;
+        const object = this.deps.local.newest(entry, entry.object);
+        if (object === undefined) continue;
+        const item = itemOf(entry.bucket, entry.key, object, session.salt);
+        items.push(item);
+        const slot = { bucket: entry.bucket, key: entry.key };
+        const same = pullable.get(item);
+        if (same === undefined) pullable.set(item, [slot]);
+        else same.push(slot);
+      }
+      covered++;
+    }
+    session.pullable = pullable;
+    const bytes = new Uint8Array(items.length * ITEM_WIRE_BYTES);
+    items.forEach((item, i) => writeItem(bytes, i * ITEM_WIRE_BYTES, item));
+    return { items: bytes, leaves: max === Infinity ? leaves.length : covered };
+  }
+
+  /**
+   * The records a node merges and sends back are paid from its own budget too, whichever side
+   * opened the exchange: a node two peers repair at once takes records no faster than its
+   * budget allows (and its budget backs off with its own clients' latency). A sync waits while
+   * the budget is spent; the peer has one request in flight, so it waits too.
+   */
   private onSync(from: string, message: AeSync, out: Out[]): void {
+    if (message.pull.length % ITEM_WIRE_BYTES !== 0) return this.refuse(from, message.rid, 'PROTOCOL', 'malformed pull list in ae-sync', out);
+    if (message.pull.length > 0 && !this.sessions.has(`${from} ${message.xid}`)) return this.refuse(from, message.rid, 'UNAVAILABLE', 'no such exchange here (expired, or this node restarted)', out);
+    if (this.waiting.length > 0 || this.keysBudget <= 0 || this.bytesBudget <= 0) {
+      this.waiting.push({ from, message });
+      return;
+    }
+    this.serveSync(from, message, out);
+  }
+
+  private serveSync(from: string, message: AeSync, out: Out[]): void {
+    if (message.pull.length % ITEM_WIRE_BYTES !== 0) return this.refuse(from, message.rid, 'PROTOCOL', 'malformed pull list in ae-sync', out);
+    const pulled: Slot[] = [];
+    if (message.pull.length > 0) {
+      const session = this.sessions.get(`${from} ${message.xid}`);
+      if (session === undefined) return this.refuse(from, message.rid, 'UNAVAILABLE', 'no such exchange here (expired, or this node restarted)', out);
+      session.lastUsed = this.now;
+      for (let at = 0; at < message.pull.length; at += ITEM_WIRE_BYTES) pulled.push(...(session.pullable.get(readItem(message.pull, at)) ?? []));
+    }
     this.recordsReceived += message.push.length;
     const answer = (failure: string | undefined, done: Out[]): void => {
       if (failure !== undefined) return this.refuse(from, message.rid, 'STORAGE', `storage write failed: ${failure}`, done);
       const objs: { b: string; k: string; obj: KvObject }[] = [];
       try {
-        for (const [b, k] of message.pull) {
-          const object = this.deps.local.latest({ bucket: b, key: k });
+        for (const slot of pulled) {
+          const object = this.deps.local.latest(slot);
           if (object === undefined) continue;
-          objs.push({ b, k, obj: object });
-          this.bytesSent += b.length + k.length + objectBytes(object);
+          objs.push({ b: slot.bucket, k: slot.key, obj: object });
+          this.bytesSent += slot.bucket.length + slot.key.length + objectBytes(object);
         }
       } catch (error) {
         return this.refuse(from, message.rid, 'STORAGE', `local read failed: ${String(error)}`, done);
@@ -881,8 +999,10 @@ export class AntiEntropy<Out> {
       this.send(from, { t: 'ae-sync-ok', from: this.deps.nodeId, rid: message.rid, objs }, done);
     };
     const merged = this.merge(message.push, out, answer);
-    if (merged === 'invalid') this.refuse(from, message.rid, 'PROTOCOL', 'malformed object in ae-sync', out);
-    else this.bytesReceived += merged.bytes;
+    if (merged === 'invalid') return this.refuse(from, message.rid, 'PROTOCOL', 'malformed object in ae-sync', out);
+    this.bytesReceived += merged.bytes;
+    this.keysBudget -= message.push.length + pulled.length;
+    this.bytesBudget -= merged.bytes;
   }
 
   private onDone(from: string, message: AeDone): void {
@@ -1000,20 +1120,75 @@ function childrenOf(tree: HashTree, level: number, parents: readonly number[]): 
   return out;
 }
 
-function slotId(bucket: string, key: string): string {
-  return `${bucket.length}:${bucket}\0${key}`;
+const EMPTY = new Uint8Array(0);
+
+/** An item list as sent: `leaves` of the leaves asked about are covered by `items`. */
+interface ItemList {
+  readonly items: Uint8Array;
+  readonly leaves: number;
 }
 
-function splitSlotId(id: string): [string, string] {
-  const colon = id.indexOf(':');
-  const length = Number(id.slice(0, colon));
-  return [id.slice(colon + 1, colon + 1 + length), id.slice(colon + 2 + length)];
+/** Parents one step names: the answer holds at most fan-out² of their grandchildren's hashes, up to EXCHANGE_NODES_MAX. */
+function parentsPerStep(fanout: number): number {
+  return Math.max(1, Math.floor(EXCHANGE_NODES_MAX / (fanout * fanout)));
+}
+
+/** The salted 4-byte cut of the hashes of `nodes` at `level`, in order. */
+function wireHashes(tree: HashTree, level: number, nodes: readonly number[], salt: number): Uint8Array {
+  const words = tree.levels[level]!;
+  const out = new Uint8Array(nodes.length * NODE_WIRE_BYTES);
+  const view = new DataView(out.buffer);
+  nodes.forEach((node, i) => {
+    const at = node * 4;
+    view.setUint32(i * NODE_WIRE_BYTES, saltedWord(words[at]!, words[at + 1]!, words[at + 2]!, words[at + 3]!, salt), true);
+  });
+  return out;
+}
+
+function sameWireHash(a: Uint8Array, b: Uint8Array, i: number): boolean {
+  const at = i * NODE_WIRE_BYTES;
+  return a[at] === b[at] && a[at + 1] === b[at + 1] && a[at + 2] === b[at + 2] && a[at + 3] === b[at + 3];
+}
+
+function bitSet(bitmap: Uint8Array, i: number): boolean {
+  return (bitmap[i >> 3]! & (1 << (i & 7))) !== 0;
+}
+
+const itemHasher = new KeyHasher();
+const itemWords = new Uint32Array(4);
+/** The second word of an item is salted apart from the first. */
+const ITEM_SALT_2 = 0x9e3779b9;
+
+/** A key's item under `salt`: 48 bits (as a number) of its key hash with this version's digest. */
+function itemOf(bucket: string, key: string, object: KvObject, salt: number): number {
+  itemHasher.setKey(bucket, key);
+  itemHasher.hashInto(objectDigest(object), itemWords);
+  const [w0, w1, w2, w3] = itemWords as unknown as [number, number, number, number];
+  const low = saltedWord(w0, w1, w2, w3, salt);
+  const high = saltedWord(w3, w2, w1, w0, (salt ^ ITEM_SALT_2) >>> 0) & 0xffff;
+  return high * 0x1_0000_0000 + low;
+}
+
+function writeItem(out: Uint8Array, at: number, item: number): void {
+  const low = item % 0x1_0000_0000;
+  const high = (item - low) / 0x1_0000_0000;
+  out[at] = low;
+  out[at + 1] = low >>> 8;
+  out[at + 2] = low >>> 16;
+  out[at + 3] = low >>> 24;
+  out[at + 4] = high;
+  out[at + 5] = high >>> 8;
+}
+
+function readItem(bytes: Uint8Array, at: number): number {
+  const low = (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
+  return (bytes[at + 4]! | (bytes[at + 5]! << 8)) * 0x1_0000_0000 + low;
 }
 
 /** Push and pull lists cut into sync messages of at most `keysMax` records and SYNC_BYTES_MAX bytes. */
-function batchesOf(push: { b: string; k: string; obj: KvObject }[], pull: [string, string][], keysMax: number): SyncBatch[] {
+function batchesOf(push: { b: string; k: string; obj: KvObject }[], pull: number[], keysMax: number): SyncBatch[] {
   const out: SyncBatch[] = [];
-  let current: { push: { b: string; k: string; obj: KvObject }[]; pull: [string, string][]; bytes: number } = { push: [], pull: [], bytes: 0 };
+  let current: { push: { b: string; k: string; obj: KvObject }[]; pull: number[]; bytes: number } = { push: [], pull: [], bytes: 0 };
   const flush = (): void => {
     if (current.push.length + current.pull.length === 0) return;
     out.push(current);

@@ -359,39 +359,63 @@ const token = z.number().int().min(0).max(2 ** 32 - 1);
 const record = z.strictObject({ b: bucketField, k: keyField, obj: storedObject });
 
 /**
- * "Your hashes of the children of these nodes, please": `of` names nodes of level `level` − 1
- * (none for the root, level 0). The first of an exchange carries `ring` (the checksum of the
- * sender's ring), `n` and the segment `depth`: the receiver builds the tree of the spans the two
- * share on that ring, and refuses if its ring differs. `b` limits the exchange to one bucket.
+ * One step of a descent, which the two sides take in turns: "here are my hashes of the nodes
+ * at `level` (the children of `of`, nodes of level `level` − 1; the root when `of` is empty);
+ * which differ, and what are your hashes of their children?" Hashes are salted and cut to 4
+ * bytes each (`h`). The first of an exchange carries `ring` (the checksum of the sender's
+ * ring) and `n`, or `spans`, with the segment `depth`, the tree's leaf count `lc` and the
+ * exchange's salt `s`: the receiver builds the tree of the spans the two share and refuses if
+ * its ring or tree differs. `b` limits the exchange to one bucket.
  */
 export const aeTreeSchema = z.strictObject({
   t: z.literal('ae-tree'),
   from: nodeId,
   rid,
   xid: sequence,
-  depth: z.number().int().min(1).max(32).optional(),
   level: z.number().int().min(0).max(64),
   of: z.array(treeNode).max(4096),
+  h: bytes,
+  depth: z.number().int().min(1).max(32).optional(),
+  lc: z.number().int().min(1).max(2 ** 31).optional(),
+  s: z.number().int().min(0).max(2 ** 32 - 1).optional(),
   ring: z.string().max(128).optional(),
   n: z.number().int().min(1).max(16).optional(),
   /** Instead of `ring`: the spans [from, to) to compare, named outright (a transfer on a join or leave). */
   spans: z.array(z.tuple([token, token])).min(1).max(4096).optional(),
   b: bucketField.optional(),
+  /** A forced exchange (a repair or a transfer): the receiver serves it at the repair budget, not its own. */
+  f: z.literal(true).optional(),
 });
-/** The hashes asked for (the first 8 bytes of each node's), in order, and the receiver's leaf count (a shape check). */
-export const aeTreeOkSchema = z.strictObject({ t: z.literal('ae-tree-ok'), from: nodeId, rid, leaves: z.number().int().min(0), hashes: bytes });
-/** "Your keys under these leaves, please." */
+/**
+ * The answer to a step: `d`, a bitmap over the nodes sent (bit i of byte i/8: node i differs).
+ * Above the leaves, `h` holds the receiver's hashes of the children of the differing nodes, in
+ * order. At the leaves, `items` holds its salted 6-byte hashes of (key, version) under the
+ * first `cov` differing leaves; the sender asks for the rest with `ae-keys`.
+ */
+export const aeTreeOkSchema = z.strictObject({
+  t: z.literal('ae-tree-ok'),
+  from: nodeId,
+  rid,
+  d: bytes,
+  h: bytes.optional(),
+  items: bytes.optional(),
+  cov: z.number().int().min(0).max(4096).optional(),
+});
+/** "Your (key, version) hashes under these leaves, please." */
 export const aeKeysSchema = z.strictObject({ t: z.literal('ae-keys'), from: nodeId, rid, xid: sequence, leaves: z.array(treeNode).max(4096) });
-/** Every (bucket, key, 16-byte digest of the version) under the leaves asked for. */
-export const aeKeysOkSchema = z.strictObject({ t: z.literal('ae-keys-ok'), from: nodeId, rid, keys: z.array(z.tuple([bucketField, keyField, bytes])) });
-/** Merge `push`, then answer with your (merged) copies of the keys in `pull`. */
+/** The salted 6-byte hash of every (key, version) under the leaves asked for. */
+export const aeKeysOkSchema = z.strictObject({ t: z.literal('ae-keys-ok'), from: nodeId, rid, items: bytes });
+/**
+ * Merge `push`, then answer with your (merged) copies of the keys whose item hashes are in
+ * `pull`: items of the last list you sent in this exchange.
+ */
 export const aeSyncSchema = z.strictObject({
   t: z.literal('ae-sync'),
   from: nodeId,
   rid,
   xid: sequence,
   push: z.array(record).max(65_536),
-  pull: z.array(z.tuple([bucketField, keyField])).max(65_536),
+  pull: bytes,
 });
 export const aeSyncOkSchema = z.strictObject({ t: z.literal('ae-sync-ok'), from: nodeId, rid, objs: z.array(record) });
 /** The exchange is over: the receiver drops its session and notes the exchange as complete. */

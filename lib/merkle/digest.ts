@@ -211,6 +211,20 @@ function fmix(h: number): number {
   return h ^ (h >>> 16);
 }
 
+/**
+ * A 32-bit hash of a 16-byte hash (four words) under `salt`. Each step is a bijection of the
+ * running value, so two hashes that differ in one word never collide, and any other collision
+ * is re-drawn by a new salt. Anti-entropy sends node and key hashes cut to a few bytes this
+ * way, with a salt of its own per exchange: a difference two cut hashes hide in one exchange
+ * shows in the next.
+ */
+export function saltedWord(w0: number, w1: number, w2: number, w3: number, salt: number): number {
+  let h = fmix(salt ^ w0);
+  h = fmix(h ^ w1);
+  h = fmix(h ^ w2);
+  return fmix(h ^ w3) >>> 0;
+}
+
 /** Reads `n` (1..4) bytes at `at` as a little-endian integer. */
 function lane(b: Uint8Array, at: number, n: number): number {
   let k = 0;

@@ -1,6 +1,6 @@
 /** Hash trees over token segments, and their diff: the pure half of anti-entropy. Public surface of `lib/merkle`. */
 
-export { DIGEST_BYTES, KEY_HASH_BYTES, equalDigests, keyHash, objectDigest } from './digest.js';
+export { DIGEST_BYTES, KEY_HASH_BYTES, equalDigests, KeyHasher, keyHash, objectDigest, saltedWord } from './digest.js';
 export {
   boundsOfRange,
   keySetHash,

@@ -198,6 +198,7 @@ export class NodeCore {
     const placement = this.placement();
     const rid = (): number => this.ridNext++;
     const toSelf = (message: PeerMessage, out: NodeOutput[]): void => void this.replica.onMessage(init.nodeId, message, out);
+    const aeSalts = prng.fork('anti-entropy');
     this.ae = new AntiEntropy(
       {
         nodeId: init.nodeId,
@@ -205,6 +206,7 @@ export class NodeCore {
         local: this.local,
         scan: (from, to) => deps.store.scan(from, to),
         rid,
+        salt: () => aeSalts.nextUint32(),
         ring: () => this.ring(),
         replicas: () => this.replicasMax(),
         alive: (id) => this.isAlive(id),

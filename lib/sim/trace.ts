@@ -162,13 +162,13 @@ export function formatMessage(message: PeerMessage): string {
     case 'ae-tree':
       return `ae-tree#${message.rid} x${message.xid} L${message.level} of=${message.of.length}${message.ring === undefined ? '' : ' open'}`;
     case 'ae-tree-ok':
-      return `ae-tree-ok#${message.rid} hashes=${message.hashes.length / 8}`;
+      return `ae-tree-ok#${message.rid} sent=${message.d.length * 8} hashes=${(message.h?.length ?? 0) / 4} items=${(message.items?.length ?? 0) / 6}`;
     case 'ae-keys':
       return `ae-keys#${message.rid} x${message.xid} leaves=${message.leaves.length}`;
     case 'ae-keys-ok':
-      return `ae-keys-ok#${message.rid} keys=${message.keys.length}`;
+      return `ae-keys-ok#${message.rid} items=${message.items.length / 6}`;
     case 'ae-sync':
-      return `ae-sync#${message.rid} x${message.xid} push=${message.push.length} pull=${message.pull.length}`;
+      return `ae-sync#${message.rid} x${message.xid} push=${message.push.length} pull=${message.pull.length / 6}`;
     case 'ae-sync-ok':
       return `ae-sync-ok#${message.rid} objs=${message.objs.length}`;
     case 'ae-done':

@@ -39,7 +39,10 @@ class Replica {
   readonly outbox: PeerMessage[] = [];
   now = 0;
 
-  constructor(readonly id: string) {
+  constructor(
+    readonly id: string,
+    settings = SETTINGS,
+  ) {
     this.local = new LocalReplica(this.store, new SegmentHashes(8));
     this.ae = new AntiEntropy<NodeOutput>(
       {
@@ -51,13 +54,17 @@ class Replica {
           let next = 1;
           return () => next++;
         })(),
+        salt: (() => {
+          let next = 0x5eed;
+          return () => (next = (next * 48271) % 0x7fffffff);
+        })(),
         ring: () => RING,
         replicas: () => 3,
         alive: () => true,
         send: (_node, message) => void this.outbox.push(message),
         log: () => undefined,
       },
-      SETTINGS,
+      settings,
     );
   }
 
@@ -145,6 +152,37 @@ describe('anti-entropy exchange', () => {
     expect(a.ae.stats.exchangesCompleted + b.ae.stats.exchangesCompleted).to.be.at.least(1);
   });
 
+  it('a divergence spread over most leaves converges in one exchange, records shipped = records differing', () => {
+    const a = new Replica('a');
+    const b = new Replica('b');
+    // 9,000 keys over 256 leaves; b lacks every third and holds a concurrent version of every
+    // 50th: the descent reaches every leaf, and b's key lists outgrow one answer.
+    let lacking = 0;
+    let concurrent = 0;
+    for (let i = 0; i < 9000; i++) {
+      a.put(`k${i}`, version('x/1', i + 1, `v${i}`));
+      if (i % 50 === 0) {
+        b.put(`k${i}`, version('y/1', 1, `other${i}`));
+        concurrent++;
+      } else if (i % 3 === 0) {
+        lacking++;
+      } else {
+        b.put(`k${i}`, version('x/1', i + 1, `v${i}`));
+      }
+    }
+    const traffic = settle(a, b, 400);
+    expect(a.local.segments.equals(b.local.segments), JSON.stringify(traffic)).to.equal(true);
+    expect(b.store.count()).to.equal(9000);
+    // Each lacking key goes one way; each concurrent one both ways (each side lacks the other's sibling).
+    const shipped = a.ae.stats.recordsSent + b.ae.stats.recordsSent;
+    expect(shipped).to.equal(lacking + 2 * concurrent);
+    const k50 = b.store.get('b', 'k50')!;
+    expect(k50.entries.flatMap((e) => e.values).length, 'the concurrent versions are siblings').to.equal(2);
+    expect(traffic.types['ae-keys'] ?? 0, 'leaves whose lists did not fit the answer are asked for').to.be.at.least(1);
+    const repairing = (r: Replica): number => r.ae.stats.exchangesCompleted - r.ae.stats.exchangesInSync;
+    expect(repairing(a) + repairing(b), 'exchanges that found differences').to.equal(1);
+  });
+
   it('replicas that agree settle after one root hash each way', () => {
     const a = new Replica('a');
     const b = new Replica('b');
@@ -166,29 +204,56 @@ describe('anti-entropy exchange', () => {
     for (let i = 0; i < 4; i++) b.ae.onLoad(40);
     expect(b.ae.stats.rate).to.equal(1 / 16);
     const ring = RING.checksum.slice(0, 16);
-    b.deliver('a', { t: 'ae-tree', from: 'a', rid: 1, xid: 1, level: 0, of: [], depth: 8, ring, n: 3 });
+    b.deliver('a', { t: 'ae-tree', from: 'a', rid: 1, xid: 1, level: 0, of: [], h: new Uint8Array(4), depth: 8, lc: 256, s: 1, ring, n: 3 });
     expect(b.outbox.pop()).to.deep.include({ t: 'rerr', code: 'OVERLOADED' });
-    b.deliver('a', { t: 'ae-tree', from: 'a', rid: 2, xid: 2, level: 0, of: [], depth: 8, spans: [[0, 0]] });
+    b.deliver('a', { t: 'ae-tree', from: 'a', rid: 2, xid: 2, level: 0, of: [], h: new Uint8Array(4), depth: 8, lc: 256, s: 1, spans: [[0, 0]] });
     expect(b.outbox.pop()?.t, 'a transfer is still served').to.equal('ae-tree-ok');
     for (let i = 0; i < 20; i++) b.ae.onLoad(5);
     expect(b.ae.stats.rate).to.equal(1);
+  });
+
+  it('pays for the records a peer pushes from its own budget: a sync waits while that is spent', () => {
+    const b = new Replica('b', { ...SETTINGS, enabled: false, keysPerSecond: 100 });
+    b.tick(); // a start's rate, 1/8: an eighth of a key a tick
+    const push = (from: number, count: number): PeerMessage => ({
+      t: 'ae-sync',
+      from: 'a',
+      rid: from,
+      xid: 1,
+      push: Array.from({ length: count }, (_, i) => ({ b: 'b', k: `p${from + i}`, obj: version('a/1', from + i + 1, 'v') })),
+      pull: new Uint8Array(0),
+    });
+    b.deliver('a', push(0, 10));
+    expect(b.outbox.pop()?.t, 'served while the budget lasts').to.equal('ae-sync-ok');
+    b.deliver('a', push(10, 1));
+    expect(b.outbox, 'waits while it is spent').to.deep.equal([]);
+    let ticks = 0;
+    while (b.outbox.length === 0 && ticks < 10_000) {
+      b.tick();
+      ticks++;
+    }
+    expect(b.outbox.pop()?.t).to.equal('ae-sync-ok');
+    expect(ticks, 'ten keys at an eighth of a key a tick').to.be.within(70, 90);
+    expect(b.store.count()).to.equal(11);
   });
 
   describe('refuses bad requests with a typed error and changes nothing', () => {
     const refusal = (message: PeerMessage): Rerr => {
       const b = new Replica('b');
       b.put('k', version('x/1', 1, 'v'));
+      b.tick(); // a budget to serve a sync with
       b.deliver('a', message);
       const answer = b.outbox.find((m): m is Rerr => m.t === 'rerr');
       expect(answer, JSON.stringify(b.outbox)).to.not.equal(undefined);
       expect(b.store.count()).to.equal(1);
       return answer!;
     };
-    const open = { t: 'ae-tree' as const, from: 'a', rid: 9, xid: 1, level: 0, of: [] as number[], depth: 8, n: 3 };
+    const open = { t: 'ae-tree' as const, from: 'a', rid: 9, xid: 1, level: 0, of: [] as number[], h: new Uint8Array(4), depth: 8, lc: 256, s: 1, n: 3 };
 
     it('an exchange it does not know (expired, or it restarted)', () => {
       expect(refusal({ t: 'ae-keys', from: 'a', rid: 9, xid: 77, leaves: [0] }).code).to.equal('UNAVAILABLE');
-      expect(refusal({ t: 'ae-tree', from: 'a', rid: 9, xid: 77, level: 1, of: [0] }).code).to.equal('UNAVAILABLE');
+      expect(refusal({ t: 'ae-tree', from: 'a', rid: 9, xid: 77, level: 1, of: [0], h: new Uint8Array(64) }).code).to.equal('UNAVAILABLE');
+      expect(refusal({ t: 'ae-sync', from: 'a', rid: 9, xid: 77, push: [], pull: new Uint8Array(6) }).code).to.equal('UNAVAILABLE');
     });
 
     it('another ring', () => {
@@ -206,8 +271,16 @@ describe('anti-entropy exchange', () => {
       expect(refusal({ ...open, ring: RING.checksum.slice(0, 16), level: 1, of: [99] }).code).to.equal('INVALID_REQUEST');
     });
 
+    it('a tree of another shape, or hashes that do not fit the step', () => {
+      const ring = RING.checksum.slice(0, 16);
+      expect(refusal({ ...open, ring, lc: 255 }).msg).to.match(/trees differ/);
+      expect(refusal({ ...open, ring, h: new Uint8Array(8) }).msg).to.match(/bytes of hashes/);
+      const { s: _salt, ...unsalted } = { ...open, ring };
+      expect(refusal(unsalted).msg).to.match(/salt/);
+    });
+
     it('a malformed record in a sync', () => {
-      const answer = refusal({ t: 'ae-sync', from: 'a', rid: 9, xid: 1, push: [{ b: 'b', k: 'evil', obj: { entries: 'nope' } }], pull: [] });
+      const answer = refusal({ t: 'ae-sync', from: 'a', rid: 9, xid: 1, push: [{ b: 'b', k: 'evil', obj: { entries: 'nope' } }], pull: new Uint8Array(0) });
       expect(answer.code).to.equal('PROTOCOL');
     });
   });
