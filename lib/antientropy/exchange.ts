@@ -134,27 +134,34 @@ const NODE_WIRE_BYTES = 4;
  * one exchange when its item agrees with one of the other side's few hundred by chance.
  */
 const ITEM_WIRE_BYTES = 6;
-/** Items one `ae-tree-ok` carries at most (whole leaves, and always the first). */
-const ITEMS_PER_ANSWER = 4096;
 /**
- * Leaves asked for in one `ae-keys`: about 15 keys each at a million keys, so some 500 keys
- * for each side to scan and digest, a few milliseconds of one event-loop turn.
+ * Items one answer carries at most (whole leaves, and always the first): listing a key means
+ * reading and digesting it (some microseconds), on both sides, within one event-loop turn
+ * that a client request arriving meanwhile waits for.
  */
-const LEAVES_PER_REQUEST = 32;
+const ITEMS_PER_ANSWER = 128;
+/** Leaves asked for in one `ae-keys` (the answer covers as many as ITEMS_PER_ANSWER allows). */
+const LEAVES_PER_REQUEST = 64;
 /** Comparing a key under a differing leaf costs this fraction of shipping one, against the keys budget. */
 const COMPARE_COST = 1 / 8;
 /** Bytes of records in one `ae-sync` at most (records are never split). */
 const SYNC_BYTES_MAX = 4 * 1024 * 1024;
 /** A forced repair ships this many times the configured budget. */
 export const REPAIR_BUDGET_FACTOR = 16;
+/** Requests waiting for budget at most (each peer has one in flight); past it they are refused. */
+const WAITING_MAX = 64;
 /** Sessions a responder keeps open at once; past it the oldest is dropped. */
 const SESSIONS_MAX = 16;
 /** The slowest the budget refills under foreground pressure: 1/32 of the configured rate. */
 const PRESSURE_FACTOR_MIN = 1 / 32;
 /** The rate a node starts at (after a restart it is most likely to have things to repair, and to be cold). */
 const RATE_START = 1 / 8;
+/** Latency above its usual level by this factor, plus PRESSURE_SLACK_MS, halves the rate. */
+const PRESSURE_ABOVE = 1.2;
+/** What a second's p99 may exceed its usual level by anyway: sampling noise at low latencies. */
+const PRESSURE_SLACK_MS = 0.5;
 /** Growth of the rate per second while latency stays at its usual level (or nothing reports any). */
-const RATE_RECOVERY = 1.25;
+const RATE_RECOVERY = 1.15;
 /** Below this rate, a node refuses scheduled exchanges others open with it. */
 const PRESSURED_BELOW = 1 / 4;
 
@@ -322,12 +329,14 @@ export class AntiEntropy<Out> {
   private rate = RATE_START;
   private lastLoadTick = 0;
   private pressureTick: number | undefined;
-  private shippedAtLoad = 0;
+  private workAtLoad = 0;
+  /** Keys listed or compared by this node's exchanges and sessions (records shipped are counted apart). */
+  private work = 0;
   private latencyBaseline: number | undefined;
   private repairRun: Repair | undefined;
   private readonly transfers: QueuedTransfer[] = [];
-  /** Syncs peers sent while this node's budget was spent: served as it refills, in order. */
-  private readonly waiting: { readonly from: string; readonly message: AeSync }[] = [];
+  /** Requests peers sent while this node's budget was spent (see `costly`): served as it refills, in order. */
+  private readonly waiting: { readonly from: string; readonly message: AeTree | AeKeys | AeSync }[] = [];
   private repairLast: RepairProgress | undefined;
   private completed = 0;
   private failed = 0;
@@ -401,13 +410,17 @@ export class AntiEntropy<Out> {
   onLoad(latencyMs: number): void {
     if (!(latencyMs >= 0)) return;
     this.lastLoadTick = this.now;
-    const baseline = this.latencyBaseline ?? latencyMs;
-    // Shipping records raises the latency it is judged by: the baseline learns only from
-    // windows in which this node shipped and received none.
-    const shipped = this.recordsSent + this.recordsReceived;
-    if (shipped === this.shippedAtLoad) this.latencyBaseline = baseline + (latencyMs - baseline) * 0.2;
-    this.shippedAtLoad = shipped;
-    if (latencyMs > baseline * 1.25 + 1) {
+    // Anti-entropy's own work raises the latency it is judged by: the baseline learns only
+    // from windows in which this node listed, shipped and received no keys. Until it has
+    // seen one (a node restarted in the middle of a repair) it has nothing to judge by, and
+    // keeps the rate it has.
+    const work = this.work + this.recordsSent + this.recordsReceived;
+    const quiet = work === this.workAtLoad;
+    this.workAtLoad = work;
+    if (quiet) this.latencyBaseline = this.latencyBaseline === undefined ? latencyMs : this.latencyBaseline + (latencyMs - this.latencyBaseline) * 0.2;
+    const baseline = this.latencyBaseline;
+    if (baseline === undefined) return;
+    if (latencyMs > baseline * PRESSURE_ABOVE + PRESSURE_SLACK_MS) {
       this.rate = Math.max(PRESSURE_FACTOR_MIN, this.rate / 2);
       this.pressureTick = this.now;
     } else {
@@ -471,7 +484,7 @@ export class AntiEntropy<Out> {
     for (const [id, session] of this.sessions) if (now - session.lastUsed > this.timeoutTicks()) this.sessions.delete(id);
     while (this.waiting.length > 0 && this.keysBudget > 0 && this.bytesBudget > 0) {
       const { from, message } = this.waiting.shift()!;
-      this.serveSync(from, message, out);
+      this.serve(from, message, out);
     }
 
     const ex = this.exchange;
@@ -495,6 +508,8 @@ export class AntiEntropy<Out> {
       return;
     }
     if (!this.settings.enabled) return;
+    // One scheduled exchange at a time per node: wait while serving one a peer opened.
+    if (this.sessions.size > 0) return;
     const peers = this.peersSharing();
     if (peers.length === 0) {
       this.nextStart = now + this.intervalTicks();
@@ -508,13 +523,11 @@ export class AntiEntropy<Out> {
   onMessage(from: string, message: PeerMessage, out: Out[]): boolean {
     switch (message.t) {
       case 'ae-tree':
-        this.onTree(from, message, out);
-        return true;
       case 'ae-keys':
-        this.onKeys(from, message, out);
-        return true;
       case 'ae-sync':
-        this.onSync(from, message, out);
+        if (this.waiting.length === 0 && !(this.costly(from, message) && (this.keysBudget <= 0 || this.bytesBudget <= 0))) this.serve(from, message, out);
+        else if (this.waiting.length < WAITING_MAX) this.waiting.push({ from, message });
+        else this.refuse(from, message.rid, 'OVERLOADED', 'too many anti-entropy requests wait here', out);
         return true;
       case 'ae-done':
         this.onDone(from, message);
@@ -531,6 +544,26 @@ export class AntiEntropy<Out> {
       default:
         return false;
     }
+  }
+
+  /**
+   * Whether serving a request costs this node budget: listing keys (a step at the leaves, or
+   * `ae-keys`) and merging or sending records (`ae-sync`). Whatever a peer asks of this node
+   * is paid from this node's budget, whichever side opened the exchange, so a node two peers
+   * repair at once works no faster than its own (latency-driven) rate allows. A costly
+   * request waits while the budget is spent; its sender has one request in flight, so it
+   * waits too.
+   */
+  private costly(from: string, message: AeTree | AeKeys | AeSync): boolean {
+    if (message.t !== 'ae-tree') return true;
+    const session = this.sessions.get(`${from} ${message.xid}`);
+    return session !== undefined && message.of.length > 0 && message.level === session.tree.levels.length - 1;
+  }
+
+  private serve(from: string, message: AeTree | AeKeys | AeSync, out: Out[]): void {
+    if (message.t === 'ae-tree') this.onTree(from, message, out);
+    else if (message.t === 'ae-keys') this.onKeys(from, message, out);
+    else this.onSync(from, message, out);
   }
 
   /** An error answer (or an undeliverable request) for `rid`: true when it ended this node's exchange. */
@@ -712,8 +745,10 @@ export class AntiEntropy<Out> {
     const ex = this.answered(from, message.rid);
     if (ex === undefined) return;
     this.bytesReceived += 8 + message.items.length;
-    if (message.items.length % ITEM_WIRE_BYTES !== 0) return this.abandon(ex, 'the peer sent a malformed key list');
-    const failure = this.compareItems(ex, ex.asked, message.items);
+    if (message.items.length % ITEM_WIRE_BYTES !== 0 || message.cov < 1 || message.cov > ex.asked.length) return this.abandon(ex, 'the peer sent a malformed key list');
+    // Leaves the answer did not cover are asked for next.
+    ex.keysQueue.unshift(...ex.asked.slice(message.cov));
+    const failure = this.compareItems(ex, ex.asked.slice(0, message.cov), message.items);
     if (failure !== undefined) return this.abandon(ex, failure);
     this.advance(ex, out);
   }
@@ -748,6 +783,7 @@ export class AntiEntropy<Out> {
     ex.keysCompared += compared;
     ex.leavesDone += leaves.length;
     this.keysBudget -= (mineCount + count) * COMPARE_COST;
+    this.work += mineCount;
     if (this.repairRun !== undefined && ex.kind === 'repair') this.repairRun.keysCompared += compared;
     ex.batches.push(...batchesOf(push, [...theirs], this.settings.batchKeys));
     return undefined;
@@ -835,12 +871,24 @@ export class AntiEntropy<Out> {
 
   // ---- responder ----
 
+  /** Whether this node runs an exchange, or serves one, with a peer other than `peer`. */
+  private busyWithOtherThan(peer: string): boolean {
+    if (this.exchange !== undefined && this.exchange.peer !== peer) return true;
+    for (const session of this.sessions.values()) if (session.from !== peer) return true;
+    return false;
+  }
+
   private onTree(from: string, message: AeTree, out: Out[]): void {
     const id = `${from} ${message.xid}`;
     let session = this.sessions.get(id);
-    if (message.ring !== undefined && this.pressured) {
-      // Scheduled exchanges wait while this node's clients are slowed; transfers (spans) do not.
+    const scheduled = message.ring !== undefined && message.f !== true;
+    if (scheduled && this.pressured) {
+      // Scheduled exchanges wait while this node's clients are slowed; repairs and transfers do not.
       return this.refuse(from, message.rid, 'OVERLOADED', 'client latency is up here; anti-entropy backs off', out);
+    }
+    if (scheduled && this.busyWithOtherThan(from)) {
+      // One scheduled exchange at a time per node: two peers repairing it at once would ship it the same records twice.
+      return this.refuse(from, message.rid, 'UNAVAILABLE', 'this node is in an exchange with another peer', out);
     }
     if (message.ring !== undefined || message.spans !== undefined) {
       // One exchange per pair at a time, or both would ship the same records: when two nodes
@@ -918,12 +966,12 @@ export class AntiEntropy<Out> {
     for (const leaf of message.leaves) if (leaf >= session.leaves.count) return this.refuse(from, message.rid, 'INVALID_REQUEST', `leaf ${leaf} is not in the tree`, out);
     let list: ItemList;
     try {
-      list = this.itemsUnder(session, message.leaves, Infinity);
+      list = this.itemsUnder(session, message.leaves, ITEMS_PER_ANSWER);
     } catch (error) {
       return this.refuse(from, message.rid, 'STORAGE', `local scan failed: ${String(error)}`, out);
     }
     this.bytesSent += 8 + list.items.length;
-    this.send(from, { t: 'ae-keys-ok', from: this.deps.nodeId, rid: message.rid, items: list.items }, out);
+    this.send(from, { t: 'ae-keys-ok', from: this.deps.nodeId, rid: message.rid, items: list.items, cov: list.leaves }, out);
   }
 
   /**
@@ -935,7 +983,8 @@ export class AntiEntropy<Out> {
     const items: number[] = [];
     const pullable = new Map<number, Slot[]>();
     let covered = 0;
-    for (const span of max === Infinity ? mergedSpans(session.leaves, leaves) : leaves.map((leaf) => session.leaves.leaf(leaf))) {
+    for (const leaf of leaves) {
+      const span = session.leaves.leaf(leaf);
       if (covered > 0 && items.length >= max) break;
       for (const entry of this.deps.scan(span.fromToken, span.toToken)) {
         if (session.bucket !== undefined && entry.bucket !== session.bucket) continue;
@@ -951,28 +1000,15 @@ export class AntiEntropy<Out> {
       covered++;
     }
     session.pullable = pullable;
+    this.keysBudget -= items.length * COMPARE_COST;
+    this.bytesBudget -= items.length * ITEM_WIRE_BYTES;
+    this.work += items.length;
     const bytes = new Uint8Array(items.length * ITEM_WIRE_BYTES);
     items.forEach((item, i) => writeItem(bytes, i * ITEM_WIRE_BYTES, item));
-    return { items: bytes, leaves: max === Infinity ? leaves.length : covered };
+    return { items: bytes, leaves: covered };
   }
 
-  /**
-   * The records a node merges and sends back are paid from its own budget too, whichever side
-   * opened the exchange: a node two peers repair at once takes records no faster than its
-   * budget allows (and its budget backs off with its own clients' latency). A sync waits while
-   * the budget is spent; the peer has one request in flight, so it waits too.
-   */
   private onSync(from: string, message: AeSync, out: Out[]): void {
-    if (message.pull.length % ITEM_WIRE_BYTES !== 0) return this.refuse(from, message.rid, 'PROTOCOL', 'malformed pull list in ae-sync', out);
-    if (message.pull.length > 0 && !this.sessions.has(`${from} ${message.xid}`)) return this.refuse(from, message.rid, 'UNAVAILABLE', 'no such exchange here (expired, or this node restarted)', out);
-    if (this.waiting.length > 0 || this.keysBudget <= 0 || this.bytesBudget <= 0) {
-      this.waiting.push({ from, message });
-      return;
-    }
-    this.serveSync(from, message, out);
-  }
-
-  private serveSync(from: string, message: AeSync, out: Out[]): void {
     if (message.pull.length % ITEM_WIRE_BYTES !== 0) return this.refuse(from, message.rid, 'PROTOCOL', 'malformed pull list in ae-sync', out);
     const pulled: Slot[] = [];
     if (message.pull.length > 0) {

@@ -403,8 +403,8 @@ export const aeTreeOkSchema = z.strictObject({
 });
 /** "Your (key, version) hashes under these leaves, please." */
 export const aeKeysSchema = z.strictObject({ t: z.literal('ae-keys'), from: nodeId, rid, xid: sequence, leaves: z.array(treeNode).max(4096) });
-/** The salted 6-byte hash of every (key, version) under the leaves asked for. */
-export const aeKeysOkSchema = z.strictObject({ t: z.literal('ae-keys-ok'), from: nodeId, rid, items: bytes });
+/** The salted 6-byte hash of every (key, version) under the first `cov` of the leaves asked for (whole leaves, at least one). */
+export const aeKeysOkSchema = z.strictObject({ t: z.literal('ae-keys-ok'), from: nodeId, rid, items: bytes, cov: z.number().int().min(0).max(4096) });
 /**
  * Merge `push`, then answer with your (merged) copies of the keys whose item hashes are in
  * `pull`: items of the last list you sent in this exchange.

@@ -64,9 +64,9 @@ const defaults: ChorusConfig = {
   antiEntropy: {
     enabled: true,
     intervalMs: 5000,
-    keysPerSecond: 5000,
+    keysPerSecond: 1000,
     bytesPerSecond: 16 * 1024 * 1024,
-    batchKeys: 64,
+    batchKeys: 32,
     timeoutMs: 10_000,
   },
   limits: {

@@ -30,7 +30,11 @@
  *    - B: node 3 SIGKILLed, `--differing` new keys written with w = 2, node 3 restarted, and
  *      phase B started as soon as it is ready, while anti-entropy (default budget, backing
  *      off when client latency rises) repairs it.
- *    Reports p50/p99/p99.9 of each phase, the p99 rise of B over A (goal ≤ 25%), the keys
+ *    - W: once node 3 holds every key again, it is paused (SIGSTOP) until nodes 1 and 2 see it
+ *      dead, misses `--differing` more keys written with w = 2, and is resumed (SIGCONT):
+ *      the same repair as B on a warm process, so what anti-entropy costs is told apart
+ *      from what a fresh process costs (`--no-warm` skips it).
+ *    Reports p50/p99/p99.9 of each phase, the p99 rise of B and W over A (goal ≤ 25%), the keys
  *    anti-entropy repaired during B and whether node 3 held every key by the end of B (if
  *    not, how long it took afterwards, up to `--settle` seconds without load).
  *
@@ -41,7 +45,7 @@
  * Usage: npm run bench:ae-live -- [--parts repair,foreground] [--records 100000]
  *          [--differing N (default 10000 for repair, 30000 for foreground)] [--rate 1000]
  *          [--seconds 15] [--warmup 3] [--settle 60] [--clients 4] [--inflight 32]
- *          [--value-bytes 100] [--keys-per-second N] [--no-ceiling] [--no-restart-control]
+ *          [--value-bytes 100] [--keys-per-second N] [--no-ceiling] [--no-restart-control] [--no-warm]
  *          [--timeout-ms 5000] [--seed 1]
  */
 
@@ -78,6 +82,7 @@ const { values: flags } = parseArgs({
     'keys-per-second': { type: 'string' },
     'no-ceiling': { type: 'boolean', default: false },
     'no-restart-control': { type: 'boolean', default: false },
+    'no-warm': { type: 'boolean', default: false },
     'timeout-ms': { type: 'string', default: '5000' },
     seed: { type: 'string', default: '1' },
   },
@@ -104,6 +109,7 @@ const VALUE_BYTES = positive('value-bytes', flags['value-bytes']);
 const KEYS_PER_SECOND = flags['keys-per-second'] === undefined ? undefined : positive('keys-per-second', flags['keys-per-second']);
 const CEILING = flags['no-ceiling'] !== true;
 const RESTART_CONTROL = flags['no-restart-control'] !== true;
+const WARM = flags['no-warm'] !== true;
 const TIMEOUT_MS = positive('timeout-ms', flags['timeout-ms']);
 const SEED = positive('seed', flags.seed);
 if (!(WARMUP_SECONDS >= 0)) throw new Error(`--warmup must be 0 or more, got ${flags.warmup}`);
@@ -187,7 +193,7 @@ interface NodeStatus {
   readonly storage: { readonly keys: number };
   readonly antiEntropy: AeStatus;
   readonly replication?: { readonly hintsPending?: number };
-  readonly members?: readonly { readonly status: string; readonly live: string }[];
+  readonly members?: readonly { readonly id: string; readonly status: string; readonly live: string }[];
 }
 
 const AE_ZERO: AeStatus = {
@@ -302,6 +308,12 @@ class LocalCluster {
     signalGroup(child, 'SIGKILL');
     await child.exited;
     node.child = undefined;
+  }
+
+  /** SIGSTOP (pause) or SIGCONT (resume) to the node's process group. */
+  signal(node: LocalNode, signal: 'SIGSTOP' | 'SIGCONT'): void {
+    if (node.child === undefined) throw new Error(`${node.id} is not running`);
+    signalGroup(node.child, signal);
   }
 
   /** Starts a stopped node again on its data directory, id and seeds; resolves once it is ready. */
@@ -531,6 +543,16 @@ interface ForegroundResult {
   readonly heldAtEnd: number;
   readonly expected: number;
   readonly minRate: number[];
+  /** Phase W: the same repair, on a node 3 that was paused instead of restarted (a warm process). */
+  readonly warm: WarmResult | undefined;
+}
+
+interface WarmResult {
+  readonly phase: Phase;
+  readonly missing: number;
+  readonly fullAtMs: number | undefined;
+  readonly heldAtEnd: number;
+  readonly expected: number;
 }
 
 function combined(result: PhaseResult): Histogram {
@@ -670,7 +692,13 @@ async function foregroundPart(): Promise<ForegroundResult> {
         console.log(`  node 3 still missed keys ${SETTLE_SECONDS} s after phase B ended (${int((await fetchStatus(n3.address)).storage.keys)} of ${int(expected)})`);
       }
     }
+    let warm: WarmResult | undefined;
+    if (WARM) {
+      warm = await warmPhase(cluster, target, prng.fork('W'), expected, differing);
+      phases.push(warm.phase);
+    }
     return {
+      warm,
       differing,
       phases,
       baseline,
@@ -687,6 +715,60 @@ async function foregroundPart(): Promise<ForegroundResult> {
     await target?.close();
     await cluster.stop();
   }
+}
+
+/**
+ * Phase W: node 3, holding every key, is paused until the others see it dead, misses
+ * `differing` keys, and is resumed; the phase runs while anti-entropy repairs it, in the same
+ * (warm) process.
+ */
+async function warmPhase(cluster: LocalCluster, target: Target, prng: Prng, before: number, differing: number): Promise<WarmResult> {
+  const n3 = cluster.nodes[2] as LocalNode;
+  await waitFor(`node 3 to hold ${int(before)} keys before phase W`, async () => ((await fetchStatus(n3.address)).storage.keys >= before ? true : undefined), SETTLE_SECONDS * 1000, 200);
+  const pausedAt = performance.now();
+  cluster.signal(n3, 'SIGSTOP');
+  let writeRate: number;
+  try {
+    await waitFor(
+      'nodes 1 and 2 to see node 3 down',
+      async () => {
+        const statuses = await Promise.all(cluster.addresses.slice(0, 2).map(fetchStatus));
+        return statuses.every((s) => (s.members ?? []).some((m) => m.id === n3.id && m.live !== 'alive')) ? true : undefined;
+      },
+      MEMBERSHIP_TIMEOUT_MS,
+      100,
+    );
+    writeRate = await writeDiffering(cluster.addresses.slice(0, 2), before, differing);
+  } finally {
+    cluster.signal(n3, 'SIGCONT');
+  }
+  await cluster.waitMembers();
+  const expected = before + differing;
+  const heldFirst = (await fetchStatus(n3.address)).storage.keys;
+  console.log(
+    `  node 3 paused (SIGSTOP) for ${secs(performance.now() - pausedAt)} while ${int(differing)} new keys were written with w=2 at ${int(writeRate)} writes/s, ` +
+      `then resumed holding ${int(heldFirst)} of ${int(expected)}; phase W starts now`,
+  );
+  let polling = true;
+  let fullAtMs: number | undefined;
+  let heldAtEnd = heldFirst;
+  const phaseStart = performance.now();
+  const poller = (async () => {
+    while (polling) {
+      try {
+        heldAtEnd = (await fetchStatus(n3.address)).storage.keys;
+        if (fullAtMs === undefined && heldAtEnd >= expected) fullAtMs = performance.now() - phaseStart;
+      } catch {
+        // A status that does not answer in time is skipped.
+      }
+      await sleep(STATUS_POLL_MS);
+    }
+  })();
+  const phase = await runPhase(cluster, target, 'W', 'on, repairing node 3 (paused, warm)', prng, [false, false, false]);
+  polling = false;
+  await poller;
+  heldAtEnd = (await fetchStatus(n3.address)).storage.keys;
+  return { phase, missing: expected - heldFirst, fullAtMs, heldAtEnd, expected };
 }
 
 // ---- summary ----
@@ -750,6 +832,18 @@ function foregroundSummary(f: ForegroundResult): string[] {
   );
   lines.push(`  lowest anti-entropy budget rate seen during B (share of ${int(KEYS_BUDGET)} keys/s), per node: ${f.minRate.map((r) => r.toFixed(3)).join(', ')}`);
   lines.push(`  note: node 3 runs in a freshly started process during B (cold JIT and caches), which B's figures include${f.control === undefined ? '' : '; R measures that alone'}`);
+  if (f.warm !== undefined) {
+    const w = f.warm.phase.all.percentileMs(99);
+    const riseWarm = rise(w, a);
+    lines.push(
+      `  p99 rise of W (the same repair on a warm, paused node 3) over A: ${percent(riseWarm)} (${ms(a)} → ${ms(w)} ms; goal ≤ 25%: ${riseWarm <= 25 ? 'met' : 'NOT MET'}); ` +
+        `reads ${percent(rise(f.warm.phase.result.read.percentileMs(99), f.baseline.result.read.percentileMs(99)))}, writes ${percent(rise(f.warm.phase.result.update.percentileMs(99), f.baseline.result.update.percentileMs(99)))}`,
+    );
+    lines.push(
+      `  repair during W: ${int(f.warm.phase.keysRepaired)} keys repaired (node 3 missed ${int(f.warm.missing)} when W started); ` +
+        (f.warm.fullAtMs === undefined ? `NOT finished within W (node 3 held ${int(f.warm.heldAtEnd)} of ${int(f.warm.expected)})` : `finished within W, ${secs(f.warm.fullAtMs)} in`),
+    );
+  }
   return lines;
 }
 
