@@ -32,10 +32,14 @@
  * everything already merged stays merged and leaves those keys equal, so the next exchange
  * with that peer descends only into what still differs.
  *
- * Throttled. Records shipped are paid from a budget of keys and bytes per second, refilled
- * each tick; the shell reports foreground latency (`onLoad`), and when it rises above its
- * slow average the refill rate halves (to 1/32 at worst), recovering as latency does.
- * `repair` forces a pass over every peer now, at a budget `REPAIR_BUDGET_FACTOR` larger.
+ * Throttled. Records shipped and keys listed are paid from a budget of keys and bytes per
+ * second, refilled each tick, by each node for its own work whichever side opened the
+ * exchange (a request that costs a node budget waits while its budget is spent); the shell
+ * reports foreground latency (`onLoad`), and when it rises above its usual level the refill
+ * rate halves (to 1/32 at worst), recovering as latency does. A node runs or serves one
+ * scheduled exchange at a time. `repair` forces a pass over every peer now, at a budget
+ * `REPAIR_BUDGET_FACTOR` larger, and so do transfers; both say so when they open, and the
+ * peer serves them at that budget too.
  *
  * The responder never refuses merged data for its size, and answers a session it does not
  * know (expired, or it restarted) with `rerr`, which ends the exchange.
@@ -160,8 +164,13 @@ const RATE_START = 1 / 8;
 const PRESSURE_ABOVE = 1.2;
 /** What a second's p99 may exceed its usual level by anyway: sampling noise at low latencies. */
 const PRESSURE_SLACK_MS = 0.5;
-/** Growth of the rate per second while latency stays at its usual level (or nothing reports any). */
+/** Growth of the rate per second while no client request reports latency: nothing to protect. */
 const RATE_RECOVERY = 1.15;
+/**
+ * Growth of the rate per second while client latency stays at its usual level: additive (a
+ * halving takes seconds to win back), so the rate stays below where latency rose.
+ */
+const RATE_STEP = 1 / 32;
 /** Below this rate, a node refuses scheduled exchanges others open with it. */
 const PRESSURED_BELOW = 1 / 4;
 
@@ -424,7 +433,7 @@ export class AntiEntropy<Out> {
       this.rate = Math.max(PRESSURE_FACTOR_MIN, this.rate / 2);
       this.pressureTick = this.now;
     } else {
-      this.rate = Math.min(1, this.rate * RATE_RECOVERY);
+      this.rate = Math.min(1, this.rate + RATE_STEP);
     }
   }
 

@@ -199,7 +199,7 @@ describe('anti-entropy exchange', () => {
 
   it('backs off while client latency is up, and sheds scheduled exchanges but not transfers', () => {
     const b = new Replica('b');
-    for (let i = 0; i < 20; i++) b.ae.onLoad(5); // the usual level, learnt while nothing is shipped
+    for (let i = 0; i < 32; i++) b.ae.onLoad(5); // the usual level, learnt while nothing is shipped
     expect(b.ae.stats.rate).to.equal(1);
     for (let i = 0; i < 4; i++) b.ae.onLoad(40);
     expect(b.ae.stats.rate).to.equal(1 / 16);
@@ -208,7 +208,7 @@ describe('anti-entropy exchange', () => {
     expect(b.outbox.pop()).to.deep.include({ t: 'rerr', code: 'OVERLOADED' });
     b.deliver('a', { t: 'ae-tree', from: 'a', rid: 2, xid: 2, level: 0, of: [], h: new Uint8Array(4), depth: 8, lc: 256, s: 1, spans: [[0, 0]] });
     expect(b.outbox.pop()?.t, 'a transfer is still served').to.equal('ae-tree-ok');
-    for (let i = 0; i < 20; i++) b.ae.onLoad(5);
+    for (let i = 0; i < 32; i++) b.ae.onLoad(5); // a thirty-second of the rate a second
     expect(b.ae.stats.rate).to.equal(1);
   });
 
