@@ -140,7 +140,9 @@ describe('sim: anti-entropy', function () {
     c.setLoss(0);
     expect(treesAgree(c), 'replicas differ after writes under 30% loss').to.equal(false);
     const before = aeTotals(c);
-    waitUntil(c, 'every pair of replicas to hold identical trees', () => treesAgree(c), 30_000);
+    // Segment hashes follow writes still on their way to disk; reads see only durable ones.
+    const settled = (): boolean => c.activeNodes().every((node) => node.disk.undurable === 0) && treesAgree(c);
+    waitUntil(c, 'every pair of replicas to hold identical trees, every write durable', settled, 30_000);
     const after = aeTotals(c);
     console.log(`      ${ok} of 3000 puts acknowledged under loss; converged after ${after.completed - before.completed} exchanges, ${after.repaired - before.repaired} keys repaired`);
     // Every acknowledged key is at every primary, with one value.
