@@ -286,7 +286,11 @@ class NodeRuntime implements RunningNode {
         ...statusOf(decodeStatus(this.store.getMeta(META_STATUS))),
       },
     );
-    this.tickOriginMs = performance.now();
+    // The first tick runs before any client is served: a node that forms a cluster alone (no
+    // seeds, or none but itself and nothing persisted) is up from it, instead of answering
+    // the first requests as a joining node that holds no ranges yet.
+    this.tickOriginMs = performance.now() - this.config.runtime.tickMs;
+    this.tick();
     this.ticker = setInterval(() => this.tick(), this.config.runtime.tickMs);
     this.loopDelay.enable();
     this.listening = true;
