@@ -29,7 +29,7 @@ export type NodeInput =
   | { readonly kind: 'stalled'; readonly ticks: number }
   /** The event loop's measured lag, in ticks (Lifeguard's local health). */
   | { readonly kind: 'loop-lag'; readonly ticks: number }
-  /** Foreground latency the shell measured over its last interval (the 99th percentile of client requests): anti-entropy backs off as it rises. */
+  /** Foreground latency the shell measured over its last interval (a high percentile of client requests, plus the event loop's delay): anti-entropy backs off as it rises. */
   | { readonly kind: 'load'; readonly latencyMs: number };
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
