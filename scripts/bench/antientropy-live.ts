@@ -30,10 +30,13 @@
  *    - B: node 3 SIGKILLed, `--differing` new keys written with w = 2, node 3 restarted, and
  *      phase B started as soon as it is ready, while anti-entropy (default budget, backing
  *      off when client latency rises) repairs it.
- *    - W: once node 3 holds every key again, it is paused (SIGSTOP) until nodes 1 and 2 see it
- *      dead, misses `--differing` more keys written with w = 2, and is resumed (SIGCONT):
- *      the same repair as B on a warm process, so what anti-entropy costs is told apart
- *      from what a fresh process costs (`--no-warm` skips it).
+ *      (`--no-restart-repair` skips B.)
+ *    - P (a control): node 3 paused (SIGSTOP) until nodes 1 and 2 see it dead, and resumed
+ *      (SIGCONT) at once, with nothing to repair (`--no-pause-control` skips it);
+ *    - W: node 3, holding every key, paused the same way while `--differing` more keys are
+ *      written with w = 2, then resumed: the same repair as B on a warm process, so what
+ *      anti-entropy costs is told apart from what a fresh process costs (`--no-warm` skips
+ *      it); P tells what the pause alone costs.
  *    Reports p50/p99/p99.9 of each phase, the p99 rise of B and W over A (goal ≤ 25%), the keys
  *    anti-entropy repaired during B and whether node 3 held every key by the end of B (if
  *    not, how long it took afterwards, up to `--settle` seconds without load).
@@ -45,7 +48,8 @@
  * Usage: npm run bench:ae-live -- [--parts repair,foreground] [--records 100000]
  *          [--differing N (default 10000 for repair, 30000 for foreground)] [--rate 1000]
  *          [--seconds 15] [--warmup 3] [--settle 60] [--clients 4] [--inflight 32]
- *          [--value-bytes 100] [--keys-per-second N] [--no-ceiling] [--no-restart-control] [--no-warm]
+ *          [--value-bytes 100] [--keys-per-second N] [--no-ceiling] [--no-restart-control]
+ *          [--no-restart-repair] [--no-pause-control] [--no-warm]
  *          [--timeout-ms 5000] [--seed 1]
  */
 
@@ -83,6 +87,8 @@ const { values: flags } = parseArgs({
     'no-ceiling': { type: 'boolean', default: false },
     'no-restart-control': { type: 'boolean', default: false },
     'no-warm': { type: 'boolean', default: false },
+    'no-restart-repair': { type: 'boolean', default: false },
+    'no-pause-control': { type: 'boolean', default: false },
     'timeout-ms': { type: 'string', default: '5000' },
     seed: { type: 'string', default: '1' },
   },
@@ -110,6 +116,8 @@ const KEYS_PER_SECOND = flags['keys-per-second'] === undefined ? undefined : pos
 const CEILING = flags['no-ceiling'] !== true;
 const RESTART_CONTROL = flags['no-restart-control'] !== true;
 const WARM = flags['no-warm'] !== true;
+const RESTART_REPAIR = flags['no-restart-repair'] !== true;
+const PAUSE_CONTROL = flags['no-pause-control'] !== true;
 const TIMEOUT_MS = positive('timeout-ms', flags['timeout-ms']);
 const SEED = positive('seed', flags.seed);
 if (!(WARMUP_SECONDS >= 0)) throw new Error(`--warmup must be 0 or more, got ${flags.warmup}`);
@@ -535,6 +543,15 @@ interface ForegroundResult {
   readonly phases: Phase[];
   readonly baseline: Phase;
   readonly control: Phase | undefined;
+  readonly restart: RestartResult | undefined;
+  /** Phase P: node 3 paused and resumed with nothing to repair. */
+  readonly pauseControl: Phase | undefined;
+  /** Phase W: the same repair as B, on a node 3 that was paused instead of restarted (a warm process). */
+  readonly warm: WarmResult | undefined;
+}
+
+/** Phase B: node 3 restarted after missing keys, repaired while the phase runs. */
+interface RestartResult {
   readonly during: Phase;
   readonly missingAfterRestart: number;
   /** Milliseconds from the start of phase B until node 3 was seen holding every key, if it was. */
@@ -543,8 +560,6 @@ interface ForegroundResult {
   readonly heldAtEnd: number;
   readonly expected: number;
   readonly minRate: number[];
-  /** Phase W: the same repair, on a node 3 that was paused instead of restarted (a warm process). */
-  readonly warm: WarmResult | undefined;
 }
 
 interface WarmResult {
@@ -637,80 +652,78 @@ async function foregroundPart(): Promise<ForegroundResult> {
       control = await runPhase(cluster, target, 'R', 'on, node 3 restarted, in sync', prng.fork('R'), [false, false, true]);
       phases.push(control);
     }
-    await cluster.kill(n3);
-    const writeRate = await writeDiffering(cluster.addresses.slice(0, 2), RECORDS, differing);
-    console.log(`  node 3 killed (SIGKILL); wrote ${int(differing)} new keys with w=2 at ${int(writeRate)} writes/s; hints pending on nodes 1 and 2: ${await hintsPending(cluster.addresses.slice(0, 2))}`);
-    const restartedAt = performance.now();
-    await cluster.restart(n3);
-    console.log(`  node 3 restarted on its data and ready after ${secs(performance.now() - restartedAt)}; phase B starts now`);
-    const expected = RECORDS + differing;
+    let restart: RestartResult | undefined;
+    let held = RECORDS;
+    if (RESTART_REPAIR) {
+      await cluster.kill(n3);
+      const writeRate = await writeDiffering(cluster.addresses.slice(0, 2), RECORDS, differing);
+      console.log(`  node 3 killed (SIGKILL); wrote ${int(differing)} new keys with w=2 at ${int(writeRate)} writes/s; hints pending on nodes 1 and 2: ${await hintsPending(cluster.addresses.slice(0, 2))}`);
+      const restartedAt = performance.now();
+      await cluster.restart(n3);
+      console.log(`  node 3 restarted on its data and ready after ${secs(performance.now() - restartedAt)}; phase B starts now`);
+      const expected = RECORDS + differing;
 
-    // Watch node 3 fill up, and how far anti-entropy backs off, while phase B runs.
-    let polling = true;
-    let fullAtMs: number | undefined;
-    let heldFirst: number | undefined;
-    let heldAtEnd = 0;
-    const minRate = [1, 1, 1];
-    const phaseStart = performance.now();
-    const poller = (async () => {
-      while (polling) {
-        try {
-          const statuses = await cluster.statuses();
-          const held = statuses[2]?.storage.keys ?? 0;
-          heldFirst ??= held;
-          heldAtEnd = held;
-          if (fullAtMs === undefined && held >= expected) fullAtMs = performance.now() - phaseStart;
-          statuses.forEach((s, i) => (minRate[i] = Math.min(minRate[i] ?? 1, s.antiEntropy.rate)));
-        } catch {
-          // A status that does not answer in time is skipped.
+      // Watch node 3 fill up, and how far anti-entropy backs off, while phase B runs.
+      let polling = true;
+      let fullAtMs: number | undefined;
+      let heldFirst: number | undefined;
+      let heldAtEnd = 0;
+      const minRate = [1, 1, 1];
+      const phaseStart = performance.now();
+      const poller = (async () => {
+        while (polling) {
+          try {
+            const statuses = await cluster.statuses();
+            const held = statuses[2]?.storage.keys ?? 0;
+            heldFirst ??= held;
+            heldAtEnd = held;
+            if (fullAtMs === undefined && held >= expected) fullAtMs = performance.now() - phaseStart;
+            statuses.forEach((s, i) => (minRate[i] = Math.min(minRate[i] ?? 1, s.antiEntropy.rate)));
+          } catch {
+            // A status that does not answer in time is skipped.
+          }
+          await sleep(STATUS_POLL_MS);
         }
-        await sleep(STATUS_POLL_MS);
+      })();
+      // Node 3's counters start from zero in its new process.
+      const during = await runPhase(cluster, target, 'B', 'on, repairing node 3', prng.fork('B'), [false, false, true]);
+      const phaseMs = performance.now() - phaseStart;
+      polling = false;
+      await poller;
+      phases.push(during);
+      const final = await cluster.statuses();
+      heldAtEnd = final[2]?.storage.keys ?? heldAtEnd;
+      if (fullAtMs === undefined && heldAtEnd >= expected) fullAtMs = phaseMs;
+      console.log(
+        `  during B: anti-entropy repaired ${int(during.keysRepaired)} keys, shipped ${int(during.recordsShipped)} records; node 3 held ${int(heldAtEnd)} of ${int(expected)} keys at the end` +
+          (fullAtMs === undefined ? '' : `, all of them ${secs(fullAtMs)} into the phase`) +
+          `; lowest budget rate seen per node: ${minRate.map((r) => r.toFixed(3)).join(', ')}`,
+      );
+      let settleMs: number | undefined;
+      if (fullAtMs === undefined && SETTLE_SECONDS > 0) {
+        const settleStart = performance.now();
+        try {
+          await waitFor(`node 3 to hold ${int(expected)} keys`, async () => ((await fetchStatus(n3.address)).storage.keys >= expected ? true : undefined), SETTLE_SECONDS * 1000, 200);
+          settleMs = performance.now() - settleStart;
+          console.log(`  without load, node 3 held every key ${secs(settleMs)} after phase B ended (${secs(phaseMs + settleMs)} after it was ready)`);
+        } catch {
+          console.log(`  node 3 still missed keys ${SETTLE_SECONDS} s after phase B ended (${int((await fetchStatus(n3.address)).storage.keys)} of ${int(expected)})`);
+        }
       }
-    })();
-    // Node 3's counters start from zero in its new process.
-    const during = await runPhase(cluster, target, 'B', 'on, repairing node 3', prng.fork('B'), [false, false, true]);
-    const phaseMs = performance.now() - phaseStart;
-    polling = false;
-    await poller;
-    phases.push(during);
-    const final = await cluster.statuses();
-    heldAtEnd = final[2]?.storage.keys ?? heldAtEnd;
-    if (fullAtMs === undefined && heldAtEnd >= expected) fullAtMs = phaseMs;
-    console.log(
-      `  during B: anti-entropy repaired ${int(during.keysRepaired)} keys, shipped ${int(during.recordsShipped)} records; node 3 held ${int(heldAtEnd)} of ${int(expected)} keys at the end` +
-        (fullAtMs === undefined ? '' : `, all of them ${secs(fullAtMs)} into the phase`) +
-        `; lowest budget rate seen per node: ${minRate.map((r) => r.toFixed(3)).join(', ')}`,
-    );
-    let settleMs: number | undefined;
-    if (fullAtMs === undefined && SETTLE_SECONDS > 0) {
-      const settleStart = performance.now();
-      try {
-        await waitFor(`node 3 to hold ${int(expected)} keys`, async () => ((await fetchStatus(n3.address)).storage.keys >= expected ? true : undefined), SETTLE_SECONDS * 1000, 200);
-        settleMs = performance.now() - settleStart;
-        console.log(`  without load, node 3 held every key ${secs(settleMs)} after phase B ended (${secs(phaseMs + settleMs)} after it was ready)`);
-      } catch {
-        console.log(`  node 3 still missed keys ${SETTLE_SECONDS} s after phase B ended (${int((await fetchStatus(n3.address)).storage.keys)} of ${int(expected)})`);
-      }
+      restart = { during, missingAfterRestart: expected - (heldFirst ?? 0), fullAtMs, phaseMs, heldAtEnd, expected, minRate };
+      held = expected;
+    }
+    let pauseControl: Phase | undefined;
+    if (WARM && PAUSE_CONTROL) {
+      pauseControl = (await warmPhase(cluster, target, prng.fork('P'), held, 0, 'P', 'on, node 3 paused and resumed, in sync')).phase;
+      phases.push(pauseControl);
     }
     let warm: WarmResult | undefined;
     if (WARM) {
-      warm = await warmPhase(cluster, target, prng.fork('W'), expected, differing);
+      warm = await warmPhase(cluster, target, prng.fork('W'), held, differing, 'W', 'on, repairing node 3 (paused, warm)');
       phases.push(warm.phase);
     }
-    return {
-      warm,
-      differing,
-      phases,
-      baseline,
-      control,
-      during,
-      missingAfterRestart: expected - (heldFirst ?? 0),
-      fullAtMs,
-      phaseMs,
-      heldAtEnd,
-      expected,
-      minRate,
-    };
+    return { differing, phases, baseline, control, restart, pauseControl, warm };
   } finally {
     await target?.close();
     await cluster.stop();
@@ -722,7 +735,7 @@ async function foregroundPart(): Promise<ForegroundResult> {
  * `differing` keys, and is resumed; the phase runs while anti-entropy repairs it, in the same
  * (warm) process.
  */
-async function warmPhase(cluster: LocalCluster, target: Target, prng: Prng, before: number, differing: number): Promise<WarmResult> {
+async function warmPhase(cluster: LocalCluster, target: Target, prng: Prng, before: number, differing: number, name: string, label: string): Promise<WarmResult> {
   const n3 = cluster.nodes[2] as LocalNode;
   await waitFor(`node 3 to hold ${int(before)} keys before phase W`, async () => ((await fetchStatus(n3.address)).storage.keys >= before ? true : undefined), SETTLE_SECONDS * 1000, 200);
   const pausedAt = performance.now();
@@ -738,7 +751,7 @@ async function warmPhase(cluster: LocalCluster, target: Target, prng: Prng, befo
       MEMBERSHIP_TIMEOUT_MS,
       100,
     );
-    writeRate = await writeDiffering(cluster.addresses.slice(0, 2), before, differing);
+    writeRate = differing === 0 ? 0 : await writeDiffering(cluster.addresses.slice(0, 2), before, differing);
   } finally {
     cluster.signal(n3, 'SIGCONT');
   }
@@ -747,7 +760,7 @@ async function warmPhase(cluster: LocalCluster, target: Target, prng: Prng, befo
   const heldFirst = (await fetchStatus(n3.address)).storage.keys;
   console.log(
     `  node 3 paused (SIGSTOP) for ${secs(performance.now() - pausedAt)} while ${int(differing)} new keys were written with w=2 at ${int(writeRate)} writes/s, ` +
-      `then resumed holding ${int(heldFirst)} of ${int(expected)}; phase W starts now`,
+      `then resumed holding ${int(heldFirst)} of ${int(expected)}; phase ${name} starts now`,
   );
   let polling = true;
   let fullAtMs: number | undefined;
@@ -764,7 +777,7 @@ async function warmPhase(cluster: LocalCluster, target: Target, prng: Prng, befo
       await sleep(STATUS_POLL_MS);
     }
   })();
-  const phase = await runPhase(cluster, target, 'W', 'on, repairing node 3 (paused, warm)', prng, [false, false, false]);
+  const phase = await runPhase(cluster, target, name, label, prng, [false, false, false]);
   polling = false;
   await poller;
   heldAtEnd = (await fetchStatus(n3.address)).storage.keys;
@@ -812,33 +825,39 @@ function foregroundSummary(f: ForegroundResult): string[] {
     rows.push([p.name, p.ae, int(RATE), int(r.throughput), ms(p.all.percentileMs(50)), ms(p.all.percentileMs(99)), ms(p.all.percentileMs(99.9)), ms(r.read.percentileMs(99)), ms(r.update.percentileMs(99)), ms(r.lag?.percentileMs(99) ?? NaN), int(errors), int(p.keysRepaired)]);
   }
   const a = f.baseline.all.percentileMs(99);
-  const b = f.during.all.percentileMs(99);
-  const riseAll = rise(b, a);
-  const lines = [
-    `foreground (latencies in ms, all operations; from when each was due)`,
-    table(rows, (c) => c >= 2),
-    `  p99 rise of B over A: ${percent(riseAll)} (${ms(a)} → ${ms(b)} ms; goal ≤ 25%: ${riseAll <= 25 ? 'met' : 'NOT MET'}); ` +
-      `reads ${percent(rise(f.during.result.read.percentileMs(99), f.baseline.result.read.percentileMs(99)))}, writes ${percent(rise(f.during.result.update.percentileMs(99), f.baseline.result.update.percentileMs(99)))}`,
-  ];
+  const riseLine = (name: string, phase: Phase): string => {
+    const p99 = phase.all.percentileMs(99);
+    const up = rise(p99, a);
+    return (
+      `  p99 rise of ${name} over A: ${percent(up)} (${ms(a)} → ${ms(p99)} ms; goal ≤ 25%: ${up <= 25 ? 'met' : 'NOT MET'}); ` +
+      `reads ${percent(rise(phase.result.read.percentileMs(99), f.baseline.result.read.percentileMs(99)))}, writes ${percent(rise(phase.result.update.percentileMs(99), f.baseline.result.update.percentileMs(99)))}`
+    );
+  };
+  const lines = [`foreground (latencies in ms, all operations; from when each was due)`, table(rows, (c) => c >= 2)];
   const ceiling = f.phases.find((p) => p.name === 'ceiling');
   if (ceiling !== undefined) lines.push(`  A over the ceiling (anti-entropy disabled): p99 ${percent(rise(a, ceiling.all.percentileMs(99)))} (${ms(ceiling.all.percentileMs(99))} → ${ms(a)} ms)`);
-  if (f.control !== undefined) {
-    const r = f.control.all.percentileMs(99);
-    lines.push(`  a restart alone (R over A): p99 ${percent(rise(r, a))} (${ms(a)} → ${ms(r)} ms); the repair on top of a restart (B over R): p99 ${percent(rise(b, r))} (${ms(r)} → ${ms(b)} ms)`);
+  const restart = f.restart;
+  if (restart !== undefined) {
+    const b = restart.during.all.percentileMs(99);
+    lines.push(riseLine('B (repairing a restarted node 3)', restart.during));
+    if (f.control !== undefined) {
+      const r = f.control.all.percentileMs(99);
+      lines.push(`  a restart alone (R over A): p99 ${percent(rise(r, a))} (${ms(a)} → ${ms(r)} ms); the repair on top of a restart (B over R): p99 ${percent(rise(b, r))} (${ms(r)} → ${ms(b)} ms)`);
+    }
+    lines.push(
+      `  repair during B: ${int(restart.during.keysRepaired)} keys repaired for ${int(f.differing)} differing (node 3 missed ${int(restart.missingAfterRestart)} when B started); ` +
+        (restart.fullAtMs === undefined ? `NOT finished within B (node 3 held ${int(restart.heldAtEnd)} of ${int(restart.expected)})` : `finished within B, ${secs(restart.fullAtMs)} in (B lasted ${secs(restart.phaseMs)})`),
+    );
+    lines.push(`  lowest anti-entropy budget rate seen during B (share of ${int(KEYS_BUDGET)} keys/s), per node: ${restart.minRate.map((r) => r.toFixed(3)).join(', ')}`);
+    lines.push(`  note: node 3 runs in a freshly started process during B (cold JIT and caches), which B's figures include${f.control === undefined ? '' : '; R measures that alone'}`);
   }
-  lines.push(
-    `  repair during B: ${int(f.during.keysRepaired)} keys repaired for ${int(f.differing)} differing (node 3 missed ${int(f.missingAfterRestart)} when B started); ` +
-      (f.fullAtMs === undefined ? `NOT finished within B (node 3 held ${int(f.heldAtEnd)} of ${int(f.expected)})` : `finished within B, ${secs(f.fullAtMs)} in (B lasted ${secs(f.phaseMs)})`),
-  );
-  lines.push(`  lowest anti-entropy budget rate seen during B (share of ${int(KEYS_BUDGET)} keys/s), per node: ${f.minRate.map((r) => r.toFixed(3)).join(', ')}`);
-  lines.push(`  note: node 3 runs in a freshly started process during B (cold JIT and caches), which B's figures include${f.control === undefined ? '' : '; R measures that alone'}`);
   if (f.warm !== undefined) {
     const w = f.warm.phase.all.percentileMs(99);
-    const riseWarm = rise(w, a);
-    lines.push(
-      `  p99 rise of W (the same repair on a warm, paused node 3) over A: ${percent(riseWarm)} (${ms(a)} → ${ms(w)} ms; goal ≤ 25%: ${riseWarm <= 25 ? 'met' : 'NOT MET'}); ` +
-        `reads ${percent(rise(f.warm.phase.result.read.percentileMs(99), f.baseline.result.read.percentileMs(99)))}, writes ${percent(rise(f.warm.phase.result.update.percentileMs(99), f.baseline.result.update.percentileMs(99)))}`,
-    );
+    lines.push(riseLine('W (repairing a paused node 3)', f.warm.phase));
+    if (f.pauseControl !== undefined) {
+      const p = f.pauseControl.all.percentileMs(99);
+      lines.push(`  a pause alone (P over A): p99 ${percent(rise(p, a))} (${ms(a)} → ${ms(p)} ms); the repair on top of a pause (W over P): p99 ${percent(rise(w, p))} (${ms(p)} → ${ms(w)} ms)`);
+    }
     lines.push(
       `  repair during W: ${int(f.warm.phase.keysRepaired)} keys repaired (node 3 missed ${int(f.warm.missing)} when W started); ` +
         (f.warm.fullAtMs === undefined ? `NOT finished within W (node 3 held ${int(f.warm.heldAtEnd)} of ${int(f.warm.expected)})` : `finished within W, ${secs(f.warm.fullAtMs)} in`),
