@@ -14,7 +14,7 @@ import { withClient } from './client-command.js';
 import { addDataOptions, runDataCommand } from './data-commands.js';
 import { runChaos } from './chaos-command.js';
 import { runStart } from './start.js';
-import { parseName, plan, planRequest, remove, repair, REPAIR_MAX_TIME_S, repairRequest, transfers } from './topology-commands.js';
+import { cleanup, parseName, plan, planRequest, remove, repair, REPAIR_MAX_TIME_S, repairRequest, transfers } from './topology-commands.js';
 import { runCounter, runDoc, runSet } from './typed-commands.js';
 
 export const EXIT = { ok: 0, error: 1, usage: 2 } as const;
@@ -92,6 +92,12 @@ export function buildProgram(): Command {
     .action(async (nodeId: string, options) => {
       process.exitCode = await runAdmin(options, (client) => remove(client, nodeId, options), () => parseName(nodeId, 'NODE_ID'));
     });
+
+  clientOptions(program.command('cleanup').description('remove from the node the keys of ranges it no longer replicates (after a join), and follow it to the end (exit 2 when it stopped early)')).action(
+    async (options) => {
+      process.exitCode = await runAdmin(options, (client) => cleanup(client, options));
+    },
+  );
 
   clientOptions(program.command('transfers').description('print the ranges a joining or leaving node is moving, and the exchange under way')).action(async (options) => {
     process.exitCode = await runAdmin(options, (client) => transfers(client, options));

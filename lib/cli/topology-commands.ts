@@ -1,12 +1,14 @@
 /**
- * Operator commands for repair and topology changes: `repair`, `remove`, `transfers` and
- * `plan`.
+ * Operator commands for repair and topology changes: `repair`, `remove`, `transfers`, `plan`
+ * and `cleanup`.
  *
  * `repair` starts a full anti-entropy pass at the node, one exchange with every peer it shares
  * ranges with, and follows it to the end: exit 0 when every exchange completed, 2 when one
  * failed (as `status` does for an unhealthy member), 1 when it gave up waiting. `remove` takes a
  * dead member out of the ring for good; `transfers` shows the ranges a joining or leaving node
- * is moving; `plan` says what a join, leave or removal would move before anyone makes it.
+ * is moving; `plan` says what a join, leave or removal would move before anyone makes it;
+ * `cleanup` removes from a node what it holds of ranges it no longer replicates (after a join)
+ * and follows it to the end (exit 2 when the pass stopped early).
  *
  * The flag checks and the render functions are pure, so they can be tested without a node.
  * Keys and bytes in `plan` and `remove` are estimates from the answering node's own data.
@@ -19,6 +21,7 @@ import { NAME_PATTERN } from '../config/schema.js';
 import type { AdminFlags } from './admin-commands.js';
 import type { ExchangeProgress, RepairProgress as NodeRepairProgress } from '../antientropy/exchange.js';
 import type { TransferView } from '../node/core.js';
+import type { CleanupProgress } from '../handoff/cleanup.js';
 import { UsageError } from './client-command.js';
 
 // ---- result shapes, as the node answers them ----
@@ -195,6 +198,38 @@ export async function repair(client: Client, flags: RepairFlags, request: Repair
   const result = { node: status.node, ...status.repair };
   process.stdout.write((json ? JSON.stringify(result) : renderRepairSummary(result)) + '\n');
   return result.peersFailed > 0 ? 2 : 0;
+}
+
+/** Polls between cleanup progress reports. */
+const CLEANUP_POLL_MS = 500;
+
+/**
+ * Starts a cleanup and follows it until the node says it is done: a line whenever the count
+ * of keys removed changes, then a summary.
+ */
+export async function cleanup(client: Client, flags: AdminFlags): Promise<number> {
+  const json = flags.json === true;
+  const started = (await client.admin('cleanup')) as CleanupProgress & { node: string; share: number };
+  if (!json) process.stdout.write(`cleanup started at ${started.node}: ${started.spans} span(s), ${(started.share * 100).toFixed(1)}% of the ring, that it no longer replicates\n`);
+  let last = -1;
+  let progress: CleanupProgress;
+  for (;;) {
+    const status = (await client.admin('cleanup-status')) as { node: string; cleanup: CleanupProgress | null };
+    if (status.cleanup === null || status.cleanup.ring !== started.ring) throw new Error(`${started.node} reports no such cleanup any more (did it restart?): run chorus cleanup again`);
+    progress = status.cleanup;
+    if (progress.done) break;
+    if (!json && progress.keysRemoved !== last) process.stdout.write(renderCleanup(started.node, progress) + '\n');
+    last = progress.keysRemoved;
+    await sleep(CLEANUP_POLL_MS);
+  }
+  process.stdout.write((json ? JSON.stringify({ node: started.node, ...progress }) : renderCleanup(started.node, progress)) + '\n');
+  return progress.aborted === null ? 0 : 2;
+}
+
+export function renderCleanup(node: string, p: CleanupProgress): string {
+  const what = `${p.keysRemoved.toLocaleString('en-US')} keys removed, ${p.spansDone} of ${p.spans} spans done`;
+  if (!p.done) return `cleanup at ${node}: ${what}`;
+  return p.aborted === null ? `cleanup at ${node} done: ${what}` : `cleanup at ${node} stopped: ${p.aborted} (${what})`;
 }
 
 export async function remove(client: Client, member: string, flags: ForceFlags): Promise<number> {

@@ -162,7 +162,7 @@ export const fetchRequestSchema = z.strictObject({
 export const adminRequestSchema = z.strictObject({
   t: z.literal('admin'),
   id: requestId,
-  op: z.enum(['status', 'leave', 'bucket-set', 'bucket-list', 'ring', 'whereis', 'topology', 'inspect', 'repair', 'repair-status', 'remove', 'transfers', 'plan']),
+  op: z.enum(['status', 'leave', 'bucket-set', 'bucket-list', 'ring', 'whereis', 'topology', 'inspect', 'repair', 'repair-status', 'remove', 'transfers', 'plan', 'cleanup', 'cleanup-status']),
   bucket: bucketField.optional(),
   /** The member a `remove` or `plan` is about. */
   node: z.string().min(1).max(64).optional(),

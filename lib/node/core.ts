@@ -11,16 +11,17 @@
  * membership, operator requests to the few lines below. Each part takes only what it uses.
  */
 
-import { AntiEntropy, type AntiEntropySettings, type AntiEntropyStats } from '../antientropy/exchange.js';
+import { AntiEntropy, REPAIR_BUDGET_FACTOR, type AntiEntropySettings, type AntiEntropyStats } from '../antientropy/exchange.js';
 import { rangesWith } from '../ring/shared-ranges.js';
 import { rangeSize, RING_TOKENS, type TokenRange } from '../ring/token-range.js';
-import { InvalidRequestError, UnavailableError } from '../base/errors.js';
+import { ChorusError, InvalidRequestError, UnavailableError } from '../base/errors.js';
 import { Prng } from '../base/prng.js';
 import { join } from '../clock/dvv.js';
 import type { KvObject } from '../clock/object.js';
 import type { AdminRequest, ClientReply, PeerMessage } from '../codec/messages.js';
 import { HintBook, type HintTargetStats } from '../handoff/hints.js';
 import { carryOver, planTransfers, summarizeChange, type TransferTask } from '../handoff/transfers.js';
+import { CleanupPass, foreignSpans, spansShare, type CleanupProgress } from '../handoff/cleanup.js';
 import type { SegmentHashes } from '../merkle/index.js';
 import { Membership, type MembershipOutput, type MembershipSelf, type PeerTarget } from '../membership/membership.js';
 import { ClusterMetadata, type BucketProps } from '../membership/metadata.js';
@@ -177,6 +178,10 @@ export class NodeCore {
   private rangesHeld: { ring: Ring; n: number; ranges: { range: TokenRange; others: readonly string[] }[] } | undefined;
   /** The status last written under META_STATUS. */
   private statusKept: string | undefined;
+  /** The last cleanup pass (`chorus cleanup`), running or not. */
+  private cleanup: CleanupPass<NodeOutput> | undefined;
+  /** Keys a cleanup pass may remove per tick: anti-entropy's keys budget at the repair factor. */
+  private readonly cleanupPerTick: number;
 
   constructor(deps: NodeCoreDeps, init: NodeCoreInit) {
     const prng = new Prng(init.seed);
@@ -224,6 +229,7 @@ export class NodeCore {
       { nodeId: init.nodeId, batchMax: init.handoff.batchKeys },
     );
     this.tickMs = init.tickMs;
+    this.cleanupPerTick = (init.antiEntropy.keysPerSecond * REPAIR_BUDGET_FACTOR * init.tickMs) / 1000;
     this.replicas = init.replication.n;
     this.knownPeers = init.knownPeers;
     this.statusKept = init.status;
@@ -399,6 +405,42 @@ export class NodeCore {
     return rangesWith(ring, [this.membership.id], this.replicasMax()).reduce((sum, r) => sum + rangeSize(r), 0) / RING_TOKENS;
   }
 
+  /** Cleanup progress for `/status` and `chorus cleanup`: null before any pass. */
+  get cleanupProgress(): CleanupProgress | null {
+    return this.cleanup?.progress ?? null;
+  }
+
+  private cleanupTick(out: NodeOutput[]): void {
+    const pass = this.cleanup;
+    if (pass === undefined || !pass.running) return;
+    if (this.ring().checksum !== pass.ring) return pass.abort('the ring changed; run it again once the change has settled');
+    pass.onTick(this.cleanupPerTick, out);
+  }
+
+  /**
+   * Starts removing what this node holds of ranges it no longer replicates (see
+   * handoff/cleanup.ts); refused while the node is not up, or a member joins or leaves.
+   */
+  private startCleanup(): CleanupProgress | ChorusError {
+    if (this.membership.status !== 'up' || !this.servesData) return new UnavailableError(`this node is ${this.membership.status}; a cleanup runs on a node that is up`);
+    const moving = this.membership.view().filter((m) => m.status === 'joining' || m.status === 'leaving');
+    if (moving.length > 0) {
+      return new UnavailableError(`${moving.map((m) => `${m.id} is ${m.status}`).join(', ')}; run a cleanup once the change is done`, { moving: moving.map((m) => m.id).join(',') });
+    }
+    if (this.cleanup?.running === true) return this.cleanup.progress;
+    const ring = this.ring();
+    const local = this.local;
+    this.cleanup = new CleanupPass<NodeOutput>(
+      {
+        scan: (from, to) => this.store.scan(from, to),
+        remove: (slots, out, done) => local.write(slots.map((slot) => ({ ...slot, object: undefined })), out, done),
+      },
+      ring.checksum,
+      foreignSpans(ring, this.membership.id, this.replicasMax()),
+    );
+    return this.cleanup.progress;
+  }
+
   /** The largest replication factor of any bucket: the one anti-entropy shares ranges at. */
   private replicasMax(): number {
     let n = this.replicas;
@@ -429,6 +471,7 @@ export class NodeCore {
         this.membership.tick(this.now, events);
         this.replica.onTick(this.now, out);
         if (this.servesData) this.ae.onTick(this.now, out);
+        this.cleanupTick(out);
         this.topologyTick(events);
         this.keepPeers(out);
         break;
@@ -730,6 +773,7 @@ export class NodeCore {
           localHealth: this.membership.localHealth,
           replication: this.replication,
           antiEntropy: this.antiEntropyStatus(),
+          cleanup: this.cleanupProgress,
           members: this.membership.view().map(({ heardTicksAgo, ...member }) => ({
             ...member,
             heardMsAgo: heardTicksAgo === undefined ? null : heardTicksAgo * this.tickMs,
@@ -741,6 +785,17 @@ export class NodeCore {
           return;
         }
         return reply({ node: this.membership.id, ...this.ae.repair(request.bucket) });
+      case 'cleanup': {
+        const started = this.startCleanup();
+        if (started instanceof ChorusError) {
+          out.push({ kind: 'client-reply', conn, reply: errorReply(request.id, started) });
+          return;
+        }
+        const ring = this.ring();
+        return reply({ node: this.membership.id, share: spansShare(foreignSpans(ring, this.membership.id, this.replicasMax())), ...started });
+      }
+      case 'cleanup-status':
+        return reply({ node: this.membership.id, cleanup: this.cleanupProgress });
       case 'repair-status':
         return reply({ node: this.membership.id, repair: this.ae.repairProgress() ?? null, running: this.ae.stats.running ?? null });
       case 'leave': {

@@ -377,6 +377,7 @@ class NodeRuntime implements RunningNode {
       peersConnected: this.peers.connected.length,
       replication: this.core.replication,
       antiEntropy: this.core.antiEntropyStatus(),
+      cleanup: this.core.cleanupProgress,
       members: this.core.membership.view().map((m) => ({
         id: m.id,
         addr: m.addr,

@@ -12,6 +12,7 @@ import {
   parseName,
   percent,
   planRequest,
+  renderCleanup,
   renderPlan,
   renderRemove,
   renderRepairProgress,
@@ -149,6 +150,17 @@ describe('cli: topology commands', () => {
       expect(summary).to.match(/1 exchange\(s\) ended early .*run chorus repair again/);
       const clean = renderRepairSummary({ node: 'n1', peersTotal: 2, peersDone: 2, peersFailed: 0, keysCompared: 10, keysRepaired: 0, done: true });
       expect(clean).not.to.match(/ended early/);
+    });
+  });
+
+  describe('cleanup progress', () => {
+    const base = { ring: 'abc', spans: 12, spansDone: 5, keysRemoved: 12345, done: false, aborted: null };
+    it('says keys removed and spans done while it runs', () => {
+      expect(renderCleanup('n1', base)).to.equal('cleanup at n1: 12,345 keys removed, 5 of 12 spans done');
+    });
+    it('says done, or why it stopped', () => {
+      expect(renderCleanup('n1', { ...base, spansDone: 12, done: true })).to.equal('cleanup at n1 done: 12,345 keys removed, 12 of 12 spans done');
+      expect(renderCleanup('n1', { ...base, done: true, aborted: 'the ring changed' })).to.match(/^cleanup at n1 stopped: the ring changed \(12,345 keys removed/);
     });
   });
 

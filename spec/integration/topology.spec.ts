@@ -6,7 +6,8 @@
  *   (its key count reaches the others'), and `/status` and `/metrics` show the exchanges.
  * - Four nodes, a workload of acknowledged puts and r=quorum gets running throughout: a 5th
  *   node joins (it is `joining`, not ready, until its ranges are streamed to it), then leaves
- *   (`chorus leave`), then a killed node is removed (`chorus remove`). No acknowledged write is
+ *   (`chorus leave`), then a killed node is removed (`chorus remove`); between the join and the
+ *   leave, `chorus cleanup` drops from n1 what it no longer replicates. No acknowledged write is
  *   lost, no get of a key acknowledged before a change returns not-found, and every key ends
  *   at its n = 3 primaries.
  */
@@ -201,6 +202,15 @@ describe('integration: anti-entropy and topology changes on real nodes', functio
       const joiningSamples = samples.filter((s) => s.endsWith('/joining')).length;
       console.log(`      n5 joined (${joiningSamples} of ${samples.length} polls saw it joining, each answering 503); ${work.acked.length} puts acknowledged, ${(await statusOf(joiner)).storage.keys} keys at n5`);
 
+      // Cleanup: n1 drops what it no longer replicates since the join; reads go on finding every key.
+      const heldBefore = (await statusOf(nodes[0]!)).storage.keys;
+      const cleaned = await runCli(['cleanup', '--node', nodes[0]!.address], { timeoutMs: 60000 });
+      expect(cleaned.code, cleaned.stderr).to.equal(0);
+      expect(cleaned.stdout).to.match(/cleanup at n1 done: [\d,]+ keys removed/);
+      const heldAfter = (await statusOf(nodes[0]!)).storage.keys;
+      expect(heldAfter, 'n1 holds fewer keys after the cleanup').to.be.lessThan(heldBefore);
+      console.log(`      chorus cleanup at n1: ${heldBefore} keys held before, ${heldAfter} after`);
+
       // Leave: n5 hands its ranges over, then is left everywhere.
       work.mark();
       const left = await runCli(['leave', '--node', joiner.address]);
@@ -224,7 +234,7 @@ describe('integration: anti-entropy and topology changes on real nodes', functio
       await work.stop();
     }
     try {
-      console.log(`      ${work.acked.length} puts acknowledged in all; ${work.errors.length} requests failed during the changes`);
+      console.log(`      ${work.acked.length} puts acknowledged in all; ${work.errors.length} requests failed during the changes${work.errors.length === 0 ? '' : ` (first: ${work.errors.slice(0, 3).join('; ')})`}`);
       expect(work.notFound.slice(0, 10), `${work.notFound.length} gets of earlier keys found nothing`).to.deep.equal([]);
       // The removed node's copies are re-created by anti-entropy: wait for it, then every key is at n.
       const keys = sample(work.acked, 400);

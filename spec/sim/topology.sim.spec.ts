@@ -10,14 +10,18 @@
  * - nothing moves between nodes that were members before the join;
  * - a transfer cut short by a crash of the joining node starts again and completes.
  *
+ * - after a join, `cleanup` removes from an old node what it no longer replicates, and nothing
+ *   else; its segment hashes follow.
+ *
  * Bad input: removing a live node, or a change that would leave fewer than n nodes, is refused
- * with the reason unless forced.
+ * with the reason unless forced; a cleanup while a node joins is refused.
  */
 
 import { expect } from 'chai';
 import type { ClientReply } from '../../lib/codec/messages.js';
 import { SimCluster } from '../../lib/sim/cluster.js';
 import { inspect, primariesOf, waitUntil } from '../../lib/sim/replication.js';
+import { segmentsOf } from '../../lib/storage/segments.js';
 import { otherSeeds } from '../../lib/sim/scenarios.js';
 
 const BUCKET = 'topo';
@@ -141,6 +145,41 @@ describe('sim: joining, leaving and removing nodes under load', function () {
     expect(traffic.notFound, 'gets of keys acknowledged before a join that found nothing').to.deep.equal([]);
     const missing = everyKeyAtN(c, traffic.acked, 'n1');
     expect(missing.slice(0, 10), `${missing.length} copies missing`).to.deep.equal([]);
+  });
+
+  it('after a join, cleanup removes from an old node what it no longer replicates, and nothing else', () => {
+    const c = cluster(307, 3);
+    const traffic = new Traffic(c, 'c', () => c.activeNodes().filter((n) => n.core?.membership.status === 'up').map((n) => n.id));
+    traffic.run(1500);
+    traffic.mark();
+    const joiner = c.addNode();
+    c.start(joiner.id);
+    traffic.run(5000, () => c.node('n1').core!.membership.view().some((m) => m.id === joiner.id && m.status === 'joining'));
+    const refused = c.admin('n1', 'cleanup', {});
+    expect(refused?.t, 'a cleanup while a node joins').to.equal('err');
+    expect(JSON.stringify(refused)).to.match(/joining/);
+    traffic.run(20_000, () => status(c, joiner.id) === 'up' && c.converged());
+    traffic.run(300);
+    const n1 = c.node('n1');
+    const held = n1.disk.recordCount;
+    const started = c.admin('n1', 'cleanup', {});
+    expect(started?.t, JSON.stringify(started)).to.equal('admin-ok');
+    traffic.run(5000, () => n1.core!.cleanupProgress?.done === true);
+    const progress = n1.core!.cleanupProgress!;
+    expect(progress.done).to.equal(true);
+    expect(progress.aborted).to.equal(null);
+    // n1 keeps exactly the keys it replicates on the ring after the join.
+    const foreign = [...n1.disk.entries()].filter((e) => !primariesOf(c, 'n1', e.bucket, e.key).includes('n1'));
+    expect(foreign.map((e) => e.key).slice(0, 5), 'keys n1 holds but does not replicate').to.deep.equal([]);
+    expect(progress.keysRemoved).to.be.greaterThan(held / 10);
+    traffic.drain();
+    // Segment hashes follow writes still on their way to disk: compare once none is.
+    waitUntil(c, 'n1 to have no write on its way to disk', () => n1.disk.undurable === 0, 1000);
+    expect(n1.core!.segments.equals(segmentsOf(n1.disk.entries(), n1.core!.segments.depth)), 'segment hashes follow the removals').to.equal(true);
+    expect(traffic.notFound).to.deep.equal([]);
+    const missing = everyKeyAtN(c, traffic.acked, 'n1');
+    expect(missing.slice(0, 10), `${missing.length} copies missing`).to.deep.equal([]);
+    console.log(`      n1 held ${held} keys; cleanup removed ${progress.keysRemoved} (${progress.spans} spans), every key still at its 3 primaries`);
   });
 
   it('a node leaves under load: it hands its ranges over, then is left; every key ends at n replicas', () => {
