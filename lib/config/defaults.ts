@@ -64,7 +64,7 @@ const defaults: ChorusConfig = {
   antiEntropy: {
     enabled: true,
     intervalMs: 5000,
-    keysPerSecond: 1000,
+    keysPerSecond: 500,
     bytesPerSecond: 16 * 1024 * 1024,
     batchKeys: 32,
     timeoutMs: 10_000,
