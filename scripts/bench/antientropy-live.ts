@@ -65,7 +65,7 @@ import { Prng } from '../../lib/base/prng.js';
 import { DEFAULTS } from '../../lib/config/defaults.js';
 import { envNameFor } from '../../lib/config/settings.js';
 import { connect, type Client } from '../../lib/index.js';
-import { buildState, cleanEnv, CLI, freePort, ROOT, signalGroup, spawnNode, stop, tempDir, waitFor, waitReady, runBench, type Child } from './children.js';
+import { buildState, cleanEnv, CLI, freePort, ROOT, signalGroup, spawnNode, stop, tempDir, waitFor, waitReady, positive, runBench, type Child } from './children.js';
 import { load, openLoop, type PhaseResult } from './drivers.js';
 import { Histogram } from './hdr.js';
 import { BUCKET, chorusTarget, type Target } from './targets.js';
@@ -93,12 +93,6 @@ const { values: flags } = parseArgs({
     seed: { type: 'string', default: '1' },
   },
 });
-
-function positive(name: string, text: string | undefined, integer = true): number {
-  const value = Number(text);
-  if (!(value > 0) || (integer && !Number.isInteger(value))) throw new Error(`--${name} must be a positive ${integer ? 'whole ' : ''}number, got ${text}`);
-  return value;
-}
 
 const PARTS = (flags.parts ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
 for (const part of PARTS) if (part !== 'repair' && part !== 'foreground') throw new Error(`unknown part ${part}; known: repair, foreground`);

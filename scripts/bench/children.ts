@@ -256,3 +256,10 @@ export function runBench(main: () => Promise<number>): void {
     },
   );
 }
+
+/** A command-line number that must be positive (and whole unless `integer` is false); throws naming the flag. */
+export function positive(name: string, text: string | undefined, integer = true): number {
+  const value = Number(text);
+  if (!(value > 0) || (integer && !Number.isInteger(value))) throw new Error(`--${name} must be a positive ${integer ? 'whole ' : ''}number, got ${text}`);
+  return value;
+}

@@ -31,7 +31,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Prng } from '../../lib/base/prng.js';
 import type { Level } from '../../lib/index.js';
-import { buildState, CLI, freePort, GiveUp, spawnNode, stop, tempDir, waitFor, waitReady, runBench, type Child } from './children.js';
+import { buildState, CLI, freePort, GiveUp, spawnNode, stop, tempDir, waitFor, waitReady, positive, runBench, type Child } from './children.js';
 import { closedLoop, load, openLoop, type PhaseResult } from './drivers.js';
 import { goalLines, workloadTable, type SystemResults, type WorkloadResults } from './report.js';
 import { bareTarget, chorusTarget, type Target } from './targets.js';
@@ -56,12 +56,6 @@ const { values: flags } = parseArgs({
     seed: { type: 'string', default: '1' },
   },
 });
-
-function positive(name: string, text: string | undefined, integer = true): number {
-  const value = Number(text);
-  if (!(value > 0) || (integer && !Number.isInteger(value))) throw new Error(`--${name} must be a positive ${integer ? 'whole ' : ''}number, got ${text}`);
-  return value;
-}
 
 function list(name: string, text: string | undefined): number[] {
   return (text ?? '')

@@ -29,7 +29,7 @@ import * as Y from 'yjs';
 import { Prng } from '../../lib/base/prng.js';
 import { applyDocUpdate, compactDoc, emptyDocState } from '../../lib/crdt/doc.js';
 import { connect, type Client, type Context } from '../../lib/index.js';
-import { buildState, CLI, freePort, spawnNode, stop, tempDir, waitFor, waitReady, runBench, type Child } from './children.js';
+import { buildState, CLI, freePort, spawnNode, stop, tempDir, waitFor, waitReady, positive, runBench, type Child } from './children.js';
 import { Histogram } from './hdr.js';
 
 const { values: flags } = parseArgs({
@@ -43,12 +43,6 @@ const { values: flags } = parseArgs({
     parts: { type: 'string', default: 'counters,docs' },
   },
 });
-
-function positive(name: string, text: string | undefined): number {
-  const value = Number(text);
-  if (!(value > 0) || !Number.isInteger(value)) throw new Error(`--${name} must be a positive whole number, got ${text}`);
-  return value;
-}
 
 const SECONDS = positive('seconds', flags.seconds);
 const CLIENTS = positive('clients', flags.clients);
