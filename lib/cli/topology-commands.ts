@@ -209,7 +209,7 @@ const CLEANUP_POLL_MS = 500;
  */
 export async function cleanup(client: Client, flags: AdminFlags): Promise<number> {
   const json = flags.json === true;
-  const started = (await client.admin('cleanup')) as CleanupProgress & { node: string; share: number };
+  const started = (await client.admin('cleanup')) as CleanupProgress & { node: string };
   if (!json) process.stdout.write(`cleanup started at ${started.node}: ${started.spans} span(s), ${(started.share * 100).toFixed(1)}% of the ring, that it no longer replicates\n`);
   let last = -1;
   let progress: CleanupProgress;

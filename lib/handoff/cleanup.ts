@@ -27,6 +27,8 @@ export interface CleanupProgress {
   /** The ring (its checksum) the pass computed its spans on. */
   readonly ring: string;
   readonly spans: number;
+  /** The share of the ring the spans cover, in [0, 1]. */
+  readonly share: number;
   readonly spansDone: number;
   readonly keysRemoved: number;
   readonly done: boolean;
@@ -77,6 +79,7 @@ export class CleanupPass<Out> {
     return {
       ring: this.ring,
       spans: this.spans.length,
+      share: spansShare(this.spans),
       spansDone: Math.min(this.spanIndex, this.spans.length),
       keysRemoved: this.removed,
       done: this.finished,

@@ -21,7 +21,7 @@ import type { KvObject } from '../clock/object.js';
 import type { AdminRequest, ClientReply, PeerMessage } from '../codec/messages.js';
 import { HintBook, type HintTargetStats } from '../handoff/hints.js';
 import { carryOver, planTransfers, summarizeChange, type TransferTask } from '../handoff/transfers.js';
-import { CleanupPass, foreignSpans, spansShare, type CleanupProgress } from '../handoff/cleanup.js';
+import { CleanupPass, foreignSpans, type CleanupProgress } from '../handoff/cleanup.js';
 import type { SegmentHashes } from '../merkle/index.js';
 import { Membership, type MembershipOutput, type MembershipSelf, type PeerTarget } from '../membership/membership.js';
 import { ClusterMetadata, type BucketProps } from '../membership/metadata.js';
@@ -791,8 +791,7 @@ export class NodeCore {
           out.push({ kind: 'client-reply', conn, reply: errorReply(request.id, started) });
           return;
         }
-        const ring = this.ring();
-        return reply({ node: this.membership.id, share: spansShare(foreignSpans(ring, this.membership.id, this.replicasMax())), ...started });
+        return reply({ node: this.membership.id, ...started });
       }
       case 'cleanup-status':
         return reply({ node: this.membership.id, cleanup: this.cleanupProgress });

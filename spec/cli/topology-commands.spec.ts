@@ -154,7 +154,7 @@ describe('cli: topology commands', () => {
   });
 
   describe('cleanup progress', () => {
-    const base = { ring: 'abc', spans: 12, spansDone: 5, keysRemoved: 12345, done: false, aborted: null };
+    const base = { ring: 'abc', spans: 12, share: 0.25, spansDone: 5, keysRemoved: 12345, done: false, aborted: null };
     it('says keys removed and spans done while it runs', () => {
       expect(renderCleanup('n1', base)).to.equal('cleanup at n1: 12,345 keys removed, 5 of 12 spans done');
     });
