@@ -16,6 +16,7 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../base/errors.js';
 import { FRAME_MESSAGES_MAX, REQUEST_TIMEOUT_MS_MAX } from '../base/limits.js';
+import { CLIENT_REPLY_CHECKS, CLIENT_REQUEST_CHECKS, PEER_MESSAGE_CHECKS, passesCheck, type MessageCheck } from './hot-checks.js';
 
 /** The protocol versions this build speaks. */
 export const PROTOCOL_VERSION_MIN = 1;
@@ -488,13 +489,23 @@ export const clientReplySchema = z.discriminatedUnion('t', [putReplySchema, getR
 
 export type ParseResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 
+/** The hot messages of each union, with hand-written checks that accept a subset of what the schema does (hot-checks.ts). */
+const FAST_CHECKS = new Map<z.ZodType, ReadonlyMap<string, MessageCheck>>([
+  [clientRequestSchema, CLIENT_REQUEST_CHECKS],
+  [clientReplySchema, CLIENT_REPLY_CHECKS],
+  [peerMessageSchema, PEER_MESSAGE_CHECKS],
+]);
+
 /** Validates one decoded message; never throws. */
 export function parseMessage<T>(schema: z.ZodType<T>, value: unknown): ParseResult<T> {
+  // A message its fast check passes is one the schema accepts unchanged (no defaults, no transforms).
+  if (passesCheck(FAST_CHECKS.get(schema), value)) return { ok: true, value: value as T };
   const parsed = schema.safeParse(value);
   if (parsed.success) return { ok: true, value: parsed.data };
   const issue = parsed.error.issues[0];
   const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
-  const type = typeof value === 'object' && value !== null && 't' in value ? String((value as { t: unknown }).t).slice(0, 32) : '?';
+  const t = typeof value === 'object' && value !== null ? (value as { t?: unknown }).t : undefined;
+  const type = typeof t === 'string' ? t.slice(0, 32) : '?';
   return { ok: false, reason: `invalid ${type} message${where}: ${issue?.message ?? 'rejected'}` };
 }
 
