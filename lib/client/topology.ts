@@ -115,12 +115,17 @@ function stripUndefined(props: Record<string, unknown>): BucketTopology {
   return Object.fromEntries(Object.entries(props).filter(([, value]) => value !== undefined)) as BucketTopology;
 }
 
+/** Replica counts below this are cached per vnode; larger ones (never in practice) are computed each time. */
+const PRIMARIES_N_MAX = 32;
+
 /** A topology with its ring built: answers "which members hold this key". */
 export class Placement {
   readonly topology: Topology;
   readonly ring: Ring;
   private readonly byId: ReadonlyMap<string, TopologyMember>;
   private readonly byAddr: ReadonlyMap<string, TopologyMember>;
+  /** Primaries by vnode index · PRIMARIES_N_MAX + n. */
+  private readonly primariesByVnode = new Map<number, readonly TopologyMember[]>();
 
   /** `previous` lends its ring when the ring checksum did not change, sparing a rebuild. */
   constructor(topology: Topology, previous?: Placement) {
@@ -141,11 +146,21 @@ export class Placement {
     return Math.min(this.topology.buckets[bucket]?.n ?? this.topology.n, this.ring.nodeCount);
   }
 
-  /** The key's primaries in preference-list order; empty only when the ring is. */
-  primaries(bucket: string, key: string): TopologyMember[] {
+  /**
+   * The key's primaries in preference-list order; empty only when the ring is. They depend
+   * only on the vnode the key falls in and `n`, so each list is computed once per placement.
+   */
+  primaries(bucket: string, key: string): readonly TopologyMember[] {
     const n = this.replicas(bucket);
     if (n < 1) return [];
-    return preferenceList(this.ring, keyToken(bucket, key), n, { fallbacks: 0 }).primaries.map((id) => this.byId.get(id) as TopologyMember);
+    const token = keyToken(bucket, key);
+    const slot = this.ring.successor(token) * PRIMARIES_N_MAX + Math.min(n, PRIMARIES_N_MAX - 1);
+    let members = this.primariesByVnode.get(slot);
+    if (members === undefined || n >= PRIMARIES_N_MAX) {
+      members = preferenceList(this.ring, token, n, { fallbacks: 0 }).primaries.map((id) => this.byId.get(id) as TopologyMember);
+      if (n < PRIMARIES_N_MAX) this.primariesByVnode.set(slot, members);
+    }
+    return members;
   }
 }
 

@@ -47,9 +47,16 @@ export function keyTokenBytes(bucket: string, key: string): Uint8Array {
   return utf8.encode(`${bucket}\u0000${key}`);
 }
 
+/** Reused for the bytes of a key's token, which every request computes: grown when a key needs more. */
+let scratch = new Uint8Array(1024);
+
 /** The token of a (bucket, key) pair: where its replicas sit on the ring. */
 export function keyToken(bucket: string, key: string): number {
-  return tokenOf(keyTokenBytes(bucket, key));
+  const text = `${bucket}\u0000${key}`;
+  // A UTF-16 code unit never takes more than 3 bytes of UTF-8.
+  if (scratch.length < text.length * 3) scratch = new Uint8Array(text.length * 3);
+  const { written } = utf8.encodeInto(text, scratch);
+  return tokenOf(scratch.subarray(0, written));
 }
 
 /** The token of virtual node `i` of node `nodeId`: hash of utf8(`${nodeId}#${i}`). */
