@@ -11,7 +11,7 @@
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -41,6 +41,30 @@ export interface Child {
 }
 
 const children = new Set<Child>();
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ): 100 on every mainstream Linux. */
+const PROC_TICKS_PER_SECOND = 100;
+
+/**
+ * CPU seconds (user + system, all threads) the children have used so far, from
+ * /proc/PID/stat; undefined where there is no /proc (not Linux) or a child is gone.
+ */
+export function cpuSeconds(group: readonly Child[]): number | undefined {
+  let ticks = 0;
+  for (const child of group) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${child.process.pid}/stat`, 'utf8');
+    } catch {
+      return undefined;
+    }
+    // Fields after the command name (which may hold spaces, inside parentheses): state is the
+    // first, utime and stime the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / PROC_TICKS_PER_SECOND;
+}
 const tempDirs: string[] = [];
 
 process.on('exit', () => {

@@ -31,7 +31,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Prng } from '../../lib/base/prng.js';
 import type { Level } from '../../lib/index.js';
-import { buildState, CLI, freePort, GiveUp, spawnNode, stop, tempDir, waitFor, waitReady, positive, runBench, type Child } from './children.js';
+import { buildState, CLI, cpuSeconds, freePort, GiveUp, spawnNode, stop, tempDir, waitFor, waitReady, positive, runBench, type Child } from './children.js';
 import { closedLoop, load, openLoop, type PhaseResult } from './drivers.js';
 import { goalLines, workloadTable, type SystemResults, type WorkloadResults } from './report.js';
 import { bareTarget, chorusTarget, type Target } from './targets.js';
@@ -107,6 +107,8 @@ for (const name of SYSTEMS) if (name !== 'bare' && name !== 'chorus') throw new 
 
 interface Cluster {
   readonly target: Target;
+  /** CPU seconds the server processes have used so far; undefined where it cannot be read. */
+  cpuSeconds(): number | undefined;
   /** What went wrong with the processes, when some exited on their own: names, exit codes and last output. */
   casualties(): string;
   stop(): Promise<void>;
@@ -166,6 +168,7 @@ async function startBare(): Promise<Cluster> {
     const target = await bareTarget({ ports, clients: CLIENTS, r: levelCount(R), w: levelCount(W), readFanout: Math.max(READ_FANOUT, levelCount(R)) });
     return {
       target,
+      cpuSeconds: () => cpuSeconds(children),
       casualties: () => casualties(children),
       async stop() {
         await target.close();
@@ -217,6 +220,7 @@ async function startChorus(): Promise<Cluster> {
     const target = await chorusTarget({ addresses, clients: CLIENTS, r: R, w: W, timeoutMs: TIMEOUT_MS });
     return {
       target,
+      cpuSeconds: () => cpuSeconds(children),
       casualties: () => casualties(children),
       async stop() {
         await target.close();
@@ -229,6 +233,16 @@ async function startChorus(): Promise<Cluster> {
   }
 }
 
+/** Runs a phase and adds the CPU the servers used meanwhile. */
+async function measured(cluster: Cluster, run: () => Promise<PhaseResult>): Promise<PhaseResult> {
+  const before = cluster.cpuSeconds();
+  const started = performance.now();
+  const phase = await run();
+  const after = cluster.cpuSeconds();
+  const seconds = (performance.now() - started) / 1000;
+  return before === undefined || after === undefined ? phase : { ...phase, serverCores: (after - before) / seconds };
+}
+
 function progress(system: string, phase: PhaseResult): void {
   const errors = [...phase.errors.values()].reduce((a, b) => a + b, 0);
   const p99 = (label: string, count: number, value: number): string => (count === 0 ? '' : `, ${label} p99 ${value.toFixed(2)} ms`);
@@ -237,15 +251,17 @@ function progress(system: string, phase: PhaseResult): void {
       p99('read', phase.read.count, phase.read.percentileMs(99)) +
       p99('write', phase.update.count, phase.update.percentileMs(99)) +
       `, bench cpu ${phase.clientCores.toFixed(2)} cores` +
+      (phase.serverCores === undefined ? '' : `, servers ${phase.serverCores.toFixed(2)} cores (${Math.round((phase.serverCores * 1e6) / phase.throughput)} µs per op)`) +
       (errors > 0 ? `, ${errors} errors` : '') +
       (phase.unfinished > 0 ? `, ${phase.unfinished} unfinished` : ''),
   );
 }
 
-async function runWorkload(system: string, target: Target, workload: Workload, value: Uint8Array, prng: Prng): Promise<WorkloadResults> {
+async function runWorkload(system: string, cluster: Cluster, workload: Workload, value: Uint8Array, prng: Prng): Promise<WorkloadResults> {
+  const target = cluster.target;
   const base = { workload, records: RECORDS, inflight: INFLIGHT, value };
   if (WARMUP_SECONDS > 0) await closedLoop(target, { ...base, label: `${workload.name} warm-up`, seconds: WARMUP_SECONDS, prng: prng.fork('warmup') });
-  const saturation = await closedLoop(target, { ...base, label: `${workload.name} saturation`, seconds: SECONDS, prng: prng.fork('saturation') });
+  const saturation = await measured(cluster, () => closedLoop(target, { ...base, label: `${workload.name} saturation`, seconds: SECONDS, prng: prng.fork('saturation') }));
   progress(system, saturation);
   const fixed: PhaseResult[] = [];
   const offered = [
@@ -253,7 +269,7 @@ async function runWorkload(system: string, target: Target, workload: Workload, v
     ...RATES.map((rate) => ({ label: `${workload.name} ${rate}/s`, rate })),
   ];
   for (const { label, rate } of offered) {
-    const phase = await openLoop(target, { ...base, label, seconds: SECONDS, rate, inflightMax: OPEN_INFLIGHT_MAX, prng: prng.fork(label) });
+    const phase = await measured(cluster, () => openLoop(target, { ...base, label, seconds: SECONDS, rate, inflightMax: OPEN_INFLIGHT_MAX, prng: prng.fork(label) }));
     progress(system, phase);
     fixed.push(phase);
   }
@@ -274,7 +290,7 @@ async function runSystem(name: 'bare' | 'chorus'): Promise<SystemResults> {
     const prng = new Prng(SEED);
     for (const workloadName of WORKLOAD_NAMES) {
       const workload = WORKLOADS[workloadName] as Workload;
-      results.workloads.set(workloadName, await runWorkload(name, cluster.target, workload, value, prng.fork(workloadName)));
+      results.workloads.set(workloadName, await runWorkload(name, cluster, workload, value, prng.fork(workloadName)));
     }
     const notes = cluster.target.notes();
     if (notes !== '') results.notes.push(notes);
@@ -308,8 +324,9 @@ async function main(): Promise<number> {
   console.log(
     '\nlatency runs from issue (saturation) or from when the operation was due (fixed loads); "lag p99" is how late the\n' +
       'scheduler itself sent, part of those latencies; "bench cpu" is the cores this process (clients, and the bare\n' +
-      'coordinator) used, out of the same cores the servers run on; "not found" counts reads that found no value although\n' +
-      'every key was loaded',
+      'coordinator) used, out of the same cores the servers run on; "servers cpu" is the cores the three server processes\n' +
+      'used (all threads, user and system), and "µs/op" that CPU per completed operation; "not found" counts reads that\n' +
+      'found no value although every key was loaded',
   );
   console.log('\ngoals');
   for (const line of goalLines(systems, WORKLOAD_NAMES, (phase) => phase.label.endsWith(' 50%'))) console.log(`  ${line}`);

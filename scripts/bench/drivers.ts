@@ -42,6 +42,8 @@ export interface PhaseResult {
   readonly unfinished: number;
   /** CPU this process used during the phase, in cores (its clients share the machine with the servers). */
   readonly clientCores: number;
+  /** CPU the server processes used during the phase, in cores, where it can be read (Linux). */
+  readonly serverCores?: number | undefined;
 }
 
 /** A phase stops early once this many operations failed and they are most of those done. */

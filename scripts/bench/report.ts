@@ -68,6 +68,8 @@ function phaseRow(system: string, phase: PhaseResult): string[] {
     ...triple(phase.update),
     phase.lag === undefined ? '–' : ms(phase.lag.percentileMs(99)),
     phase.clientCores.toFixed(2),
+    phase.serverCores === undefined ? '–' : phase.serverCores.toFixed(2),
+    phase.serverCores === undefined ? '–' : int((phase.serverCores * 1e6) / phase.throughput),
     int(phase.notFound),
     errorsOf(phase),
   ];
@@ -79,7 +81,7 @@ export function workloadTable(workload: string, systems: readonly SystemResults[
   const chorus = byName.get('chorus')?.saturation.throughput;
   const bare = byName.get('bare')?.saturation.throughput;
   lines.push(`  saturation: chorus ${chorus === undefined ? '–' : int(chorus)} ops/s, bare ${bare === undefined ? '–' : int(bare)} ops/s, ratio ${chorus !== undefined && bare !== undefined ? `${(chorus / bare).toFixed(2)}×` : '–'}`);
-  const header = ['system', 'phase', 'offered/s', 'done/s', 'read p50', 'p99', 'p99.9', 'write p50', 'p99', 'p99.9', 'lag p99', 'bench cpu', 'not found', 'errors'];
+  const header = ['system', 'phase', 'offered/s', 'done/s', 'read p50', 'p99', 'p99.9', 'write p50', 'p99', 'p99.9', 'lag p99', 'bench cpu', 'servers cpu', 'µs/op', 'not found', 'errors'];
   const rows: string[][] = [header];
   for (const system of systems) {
     const results = system.workloads.get(workload);
@@ -87,7 +89,7 @@ export function workloadTable(workload: string, systems: readonly SystemResults[
     rows.push(phaseRow(system.name, results.saturation));
     for (const phase of results.fixed) rows.push(phaseRow(system.name, phase));
   }
-  lines.push(table(rows, (c) => c >= 2 && c <= 12));
+  lines.push(table(rows, (c) => c >= 2 && c <= 14));
   return lines.join('\n');
 }
 
