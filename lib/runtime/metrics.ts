@@ -30,18 +30,26 @@ export class NodeMetrics {
   readonly storeBatches: Counter;
   readonly storeWrites: Counter;
   private readonly latencyByOp = new Map<Operation, { observe(value: number): void }>();
-  private readonly requestsByOutcome = new Map<string, { inc(): void }>();
+  /** Requests finished, by operation and outcome. */
+  private readonly outcomes = new Map<Operation, Map<string, number>>();
 
   readonly peerDropped: Counter;
 
   /** Gauges read the core at scrape time instead of on every step. */
   constructor(labels: { node: string }, read: MetricsSources, process = true) {
     this.registry.setDefaultLabels(labels);
+    const outcomes = this.outcomes;
     this.requests = new Counter({
       name: 'chorus_requests_total',
       help: 'Client requests by operation and outcome (ok, or the error code).',
       labelNames: ['op', 'outcome'],
       registers: [this.registry],
+      // Counted in plain numbers as requests finish (a labelled increment costs more than the
+      // request's own bookkeeping); handed to the counter when scraped.
+      collect() {
+        this.reset();
+        for (const [op, byOutcome] of outcomes) for (const [outcome, count] of byOutcome) this.inc({ op, outcome }, count);
+      },
     });
     this.latency = new Histogram({
       name: 'chorus_request_duration_seconds',
@@ -185,15 +193,14 @@ export class NodeMetrics {
     });
   }
 
-  /** Records one finished request; label children are cached, as label lookups cost more than the update. */
+  /** Records one finished request; the latency child is cached, as label lookups cost more than the update. */
   requestDone(op: Operation, outcome: string, seconds: number): void {
     let latency = this.latencyByOp.get(op);
     if (latency === undefined) this.latencyByOp.set(op, (latency = this.latency.labels(op)));
     latency.observe(seconds);
-    const key = `${op} ${outcome}`;
-    let count = this.requestsByOutcome.get(key);
-    if (count === undefined) this.requestsByOutcome.set(key, (count = this.requests.labels(op, outcome)));
-    count.inc();
+    let byOutcome = this.outcomes.get(op);
+    if (byOutcome === undefined) this.outcomes.set(op, (byOutcome = new Map()));
+    byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + 1);
   }
 
 }
