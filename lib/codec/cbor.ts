@@ -32,6 +32,7 @@
 import { Decoder, Encoder, type Options } from 'cbor-x';
 import { VALUE_DEPTH_MAX, WIRE_DEPTH_MAX, WIRE_ITEMS_MAX } from '../base/limits.js';
 import { scanCbor, type ScanLimits } from './cbor-scan.js';
+import { encodePlain } from './plain-encode.js';
 
 export type DecodeResult = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly reason: string };
 
@@ -110,6 +111,12 @@ const valueDecoder = new Decoder({ ...valueDecoderOptions, copyBuffers: false })
  * symbol: messages are built by our own code, so that is a bug.
  */
 export function encode(value: unknown): Uint8Array {
+  // Plain messages take the short path, which writes the same bytes (plain-encode.ts).
+  return encodePlain(value) ?? encodeOnSlab(value);
+}
+
+/** Encodes with cbor-x alone, the path `encode` takes for what is not plain; for specs that compare the two. */
+export function encodeGeneral(value: unknown): Uint8Array {
   return encodeOnSlab(value);
 }
 
