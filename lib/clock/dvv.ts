@@ -202,31 +202,50 @@ export function equalDvv<T>(a: Dvv<T>, b: Dvv<T>, eqValue: (x: T, y: T) => boole
  */
 export function validateDvv<T>(d: unknown, isValue: (v: unknown) => boolean): Checked<Dvv<T>> {
   if (!isRecord(d) || !Array.isArray(d.entries)) return refuse('clock is not an object with an entries array');
-  const raw = d.entries as unknown[];
-  if (raw.length > ACTORS_MAX) return refuse(`clock has over ${ACTORS_MAX} actors`);
-  const entries: DvvEntry<T>[] = [];
-  for (const [i, item] of raw.entries()) {
-    const entry = validateEntry<T>(item, isValue);
-    if (!entry.ok) return refuse(`entry ${i}: ${entry.reason}`);
-    const previous = entries[i - 1];
-    if (previous !== undefined && !(previous.actor < entry.value.actor)) return refuse(`entry ${i}: actors not strictly sorted`);
-    entries.push(entry.value);
-  }
-  return { ok: true, value: { entries } };
+  return validateEntries<T>(d.entries as unknown[], isValue, (item) => (isRecord(item) ? [item.actor, item.counter, item.values] : undefined), 'not an object', true);
+}
+
+/**
+ * `validateDvv` for a clock stored as `[actor, counter, values]` tuples (a record on disk),
+ * building each entry once. `values` arrays are taken as they are, not copied: the caller
+ * hands over arrays it just decoded and holds no other reference to.
+ */
+export function validateDvvTuples<T>(tuples: unknown, isValue: (v: unknown) => boolean): Checked<Dvv<T>> {
+  if (!Array.isArray(tuples)) return refuse('record is not an array');
+  return validateEntries<T>(tuples as unknown[], isValue, (item) => (Array.isArray(item) && item.length === 3 ? (item as [unknown, unknown, unknown]) : undefined), 'not an [actor, counter, values] array', false);
 }
 
 // ---- internals ----
 
-function validateEntry<T>(item: unknown, isValue: (v: unknown) => boolean): Checked<DvvEntry<T>> {
-  if (!isRecord(item)) return refuse('not an object');
-  const { actor, counter, values } = item;
-  const problem = actorProblem(actor) ?? counterProblem(counter);
-  if (problem !== undefined) return refuse(problem);
-  if (!Array.isArray(values)) return refuse('values is not an array');
-  const list = values as unknown[];
-  if (list.length > (counter as number)) return refuse('more values than events');
-  if (!list.every((value) => isValue(value))) return refuse('a value is malformed');
-  return { ok: true, value: { actor: actor as Actor, counter: counter as number, values: list.slice() as T[] } };
+/** Checks and builds the entries; `fields` reads an item's actor, counter and values, or says it has none. */
+function validateEntries<T>(
+  raw: readonly unknown[],
+  isValue: (v: unknown) => boolean,
+  fields: (item: unknown) => readonly [unknown, unknown, unknown] | undefined,
+  shapeProblem: string,
+  copyValues: boolean,
+): Checked<Dvv<T>> {
+  if (raw.length > ACTORS_MAX) return refuse(`clock has over ${ACTORS_MAX} actors`);
+  const entries: DvvEntry<T>[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const parts = fields(raw[i]);
+    if (parts === undefined) return refuse(`entry ${i}: ${shapeProblem}`);
+    const [actor, counter, values] = parts;
+    const problem = actorProblem(actor) ?? counterProblem(counter) ?? valuesProblem(values, counter as number, isValue);
+    if (problem !== undefined) return refuse(`entry ${i}: ${problem}`);
+    const previous = entries[i - 1];
+    if (previous !== undefined && !(previous.actor < (actor as Actor))) return refuse(`entry ${i}: actors not strictly sorted`);
+    const list = values as T[];
+    entries.push({ actor: actor as Actor, counter: counter as number, values: copyValues ? list.slice() : list });
+  }
+  return { ok: true, value: { entries } };
+}
+
+function valuesProblem(values: unknown, counter: number, isValue: (v: unknown) => boolean): string | undefined {
+  if (!Array.isArray(values)) return 'values is not an array';
+  if (values.length > counter) return 'more values than events';
+  for (let k = 0; k < values.length; k++) if (!isValue(values[k])) return 'a value is malformed';
+  return undefined;
 }
 
 /** A context as clock entries without values, so that `update` can reuse the merge. */

@@ -8,9 +8,9 @@
  * than maps keep records small: a replica stores one per key.
  *
  * Decoding never trusts the bytes. A record can be damaged on disk or written by a different
- * version, so the decoder bounds the CBOR work (depth and item count), checks the shape, and
- * hands the result to `validateDvv` for the clock's own invariants. Failure is a result, not
- * an exception: the store turns it into a `StorageError` naming the key (see store.ts).
+ * version, so the decoder bounds the CBOR work (depth and item count), and
+ * `validateDvvTuples` checks the shape and the clock's own invariants. Failure is a result,
+ * not an exception: the store turns it into a `StorageError` naming the key (see store.ts).
  *
  * Decoded byte strings are always copied out of the record (`copyBytes`), so a caller can
  * keep or change what it read without touching the stored record (the memory store keeps
@@ -19,7 +19,7 @@
  * the engine handed over.
  */
 
-import { validateDvv } from '../clock/dvv.js';
+import { validateDvvTuples } from '../clock/dvv.js';
 import type { KvObject, Sibling } from '../clock/object.js';
 import { decodeSafe, encode } from '../codec/cbor.js';
 
@@ -52,22 +52,12 @@ export function decodeObject(bytes: Uint8Array): ObjectDecodeResult {
   // One pooled copy of the record (the input may be LMDB's shared read buffer), as a plain
   // Uint8Array view so the values decode as plain views of it: copying each value into an
   // ArrayBuffer of its own costs more than the whole decode.
-  const copy = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-  const owned = Buffer.from(copy);
+  const owned = Buffer.from(bytes);
   const plain = new Uint8Array(owned.buffer, owned.byteOffset, owned.length);
   const decoded = decodeSafe(plain, { depthMax: OBJECT_DEPTH_MAX, itemsMax: OBJECT_ITEMS_MAX, copyBytes: false });
   if (!decoded.ok) return { ok: false, reason: `not CBOR: ${decoded.reason}` };
-  if (!Array.isArray(decoded.value)) return { ok: false, reason: 'record is not an array' };
-  const entries: unknown[] = [];
-  for (const [index, tuple] of (decoded.value as unknown[]).entries()) {
-    if (!Array.isArray(tuple) || tuple.length !== 3) {
-      return { ok: false, reason: `entry ${index}: not an [actor, counter, values] array` };
-    }
-    const [actor, counter, values] = tuple as unknown[];
-    entries.push({ actor, counter, values });
-  }
-  // validateDvv checks actors, counters, ordering and every value, and rebuilds fresh data.
-  const validated = validateDvv<Sibling>({ entries }, isSibling);
+  // Checks actors, counters, ordering and every value, building each entry once.
+  const validated = validateDvvTuples<Sibling>(decoded.value, isSibling);
   if (!validated.ok) return { ok: false, reason: `invalid version vector: ${validated.reason}` };
   return { ok: true, object: validated.value };
 }
