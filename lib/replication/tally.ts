@@ -29,22 +29,28 @@ export type TallyOutcome = 'pending' | 'met' | 'failed';
 
 export class Tally {
   readonly spec: QuorumSpec;
-  private readonly targets: ReadonlyMap<string, ReplicaTarget>;
-  private readonly answered = new Set<string>();
+  /** The targets, and whether each has answered: a handful, so scanned rather than hashed. */
+  private readonly targets: readonly ReplicaTarget[];
+  private readonly answered: boolean[];
+  private answers = 0;
   private acks = 0;
   private primariesAcked = 0;
   /** Targets that have not answered yet, and how many of them are primaries. */
   private open: number;
-  private primariesOpen: number;
+  private primariesOpen = 0;
 
   constructor(spec: QuorumSpec, targets: readonly ReplicaTarget[]) {
     assert(spec.required >= 1, 'a quorum needs at least one acknowledgement');
     assert(spec.primariesRequired <= spec.required, 'primaries required exceed required');
     this.spec = spec;
-    this.targets = new Map(targets.map((t) => [t.node, t]));
-    assert(this.targets.size === targets.length, 'replica targets must be distinct nodes');
+    this.targets = targets;
+    this.answered = new Array<boolean>(targets.length).fill(false);
+    for (let i = 0; i < targets.length; i++) {
+      const target = targets[i] as ReplicaTarget;
+      for (let j = 0; j < i; j++) assert((targets[j] as ReplicaTarget).node !== target.node, 'replica targets must be distinct nodes');
+      if (target.primary) this.primariesOpen++;
+    }
     this.open = targets.length;
-    this.primariesOpen = targets.filter((t) => t.primary).length;
   }
 
   get received(): number {
@@ -52,7 +58,7 @@ export class Tally {
   }
 
   get failures(): number {
-    return this.answered.size - this.acks;
+    return this.answers - this.acks;
   }
 
   /** Records a success from `node`; answers from nodes not targeted, or repeated, change nothing. */
@@ -79,12 +85,17 @@ export class Tally {
 
   /** Marks `node` as answered; returns its target the first time, undefined otherwise. */
   private answer(node: string): ReplicaTarget | undefined {
-    const target = this.targets.get(node);
-    if (target === undefined || this.answered.has(node)) return undefined;
-    this.answered.add(node);
-    this.open--;
-    if (target.primary) this.primariesOpen--;
-    return target;
+    for (let i = 0; i < this.targets.length; i++) {
+      const target = this.targets[i] as ReplicaTarget;
+      if (target.node !== node) continue;
+      if (this.answered[i] === true) return undefined;
+      this.answered[i] = true;
+      this.answers++;
+      this.open--;
+      if (target.primary) this.primariesOpen--;
+      return target;
+    }
+    return undefined;
   }
 }
 
