@@ -48,8 +48,8 @@ export class LocalReplica {
   private writeIdNext = 1;
   /** The newest not-yet-durable version per slot. */
   private readonly pending = new Map<string, PendingWrite>();
-  /** Per storage batch: the slots it wrote and who waits for it. */
-  private readonly batches = new Map<number, { readonly slots: readonly string[]; readonly waiting: WriteDone[] }>();
+  /** Per storage batch: the slots it wrote (keys, and the writes of the node's own data) and who waits for it. */
+  private readonly batches = new Map<number, { readonly slots: readonly string[]; readonly own: readonly SlotWrite[]; readonly waiting: WriteDone[] }>();
   /** A moving average of the estimated bytes of the records written (for transfer estimates). */
   private recordBytes = 0;
 
@@ -90,16 +90,20 @@ export class LocalReplica {
   write(writes: readonly SlotWrite[], out: NodeOutput[], done: WriteDone): void {
     const writeId = this.writeIdNext++;
     const slots: string[] = [];
+    const own: SlotWrite[] = [];
     const batch: StoreWrite[] = [];
     for (const w of writes) {
       const key = slotKey(w);
-      if (w.hintFor === undefined) this.hash(w);
+      if (w.hintFor === undefined) {
+        this.hash(w);
+        own.push(w);
+      }
       if (w.object !== undefined) this.recordBytes += (objectBytes(w.object) + w.bucket.length + w.key.length - this.recordBytes) / 64;
       slots.push(key);
       this.pending.set(key, { writeId, object: w.object });
       batch.push(storeWrite(w));
     }
-    this.batches.set(writeId, { slots, waiting: [done] });
+    this.batches.set(writeId, { slots, own, waiting: [done] });
     out.push({ kind: 'store-write', writeId, writes: batch });
   }
 
@@ -117,6 +121,18 @@ export class LocalReplica {
     this.segments.apply(keyToken(w.bucket, w.key), w.bucket, w.key, before === undefined ? undefined : objectDigest(before), w.object === undefined ? undefined : objectDigest(w.object));
   }
 
+  /** Moves the key's contribution to its segment hash from a failed write's version back to the stored one. */
+  private unhash(w: SlotWrite): void {
+    let stored: KvObject | undefined;
+    try {
+      stored = this.durable(w);
+    } catch {
+      stored = undefined;
+    }
+    if (stored === undefined && w.object === undefined) return;
+    this.segments.apply(keyToken(w.bucket, w.key), w.bucket, w.key, w.object === undefined ? undefined : objectDigest(w.object), stored === undefined ? undefined : objectDigest(stored));
+  }
+
   /** Runs `done` once every write pending for the slot is durable: at once if none is. */
   afterPending(slot: Slot, out: NodeOutput[], done: WriteDone): void {
     const pending = this.pending.get(slotKey(slot));
@@ -129,6 +145,15 @@ export class LocalReplica {
     const batch = this.batches.get(writeId);
     if (batch === undefined) return;
     this.batches.delete(writeId);
+    // The segment hashes took the batch's versions when it was issued. A failed batch left the
+    // store as it was, so each key it was the last write of goes back to what the store holds
+    // (from the batch's last version of the key); a key written again since already moved on
+    // from the failed version to the newer one.
+    if (failure !== undefined) {
+      const last = new Map<string, SlotWrite>();
+      for (const w of batch.own) last.set(slotKey(w), w);
+      for (const [key, w] of last) if (this.pending.get(key)?.writeId === writeId) this.unhash(w);
+    }
     for (const key of batch.slots) if (this.pending.get(key)?.writeId === writeId) this.pending.delete(key);
     for (const done of batch.waiting) done(failure, out);
   }
