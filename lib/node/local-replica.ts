@@ -109,28 +109,30 @@ export class LocalReplica {
 
   /** Moves the key's contribution to its segment hash from the version it replaces to the new one. */
   private hash(w: SlotWrite): void {
-    let before: KvObject | undefined;
-    try {
-      before = this.latest(w);
-    } catch {
-      // The stored record is unreadable: the hashes cannot say what it was. Anti-entropy will
-      // find the segment differing, which is what an unreadable replica is.
-      before = undefined;
-    }
-    if (before === undefined && w.object === undefined) return;
-    this.segments.apply(keyToken(w.bucket, w.key), w.bucket, w.key, before === undefined ? undefined : objectDigest(before), w.object === undefined ? undefined : objectDigest(w.object));
+    this.moveHash(w, this.readOrNone(() => this.latest(w)), w.object);
   }
 
   /** Moves the key's contribution to its segment hash from a failed write's version back to the stored one. */
   private unhash(w: SlotWrite): void {
-    let stored: KvObject | undefined;
+    this.moveHash(w, w.object, this.readOrNone(() => this.durable(w)));
+  }
+
+  private moveHash(slot: Slot, from: KvObject | undefined, to: KvObject | undefined): void {
+    if (from === undefined && to === undefined) return;
+    this.segments.apply(keyToken(slot.bucket, slot.key), slot.bucket, slot.key, from === undefined ? undefined : objectDigest(from), to === undefined ? undefined : objectDigest(to));
+  }
+
+  /**
+   * A version for the segment hashes, undefined when the stored record is unreadable: the
+   * hashes cannot say what it was, and anti-entropy will find the segment differing, which is
+   * what an unreadable replica is.
+   */
+  private readOrNone(read: () => KvObject | undefined): KvObject | undefined {
     try {
-      stored = this.durable(w);
+      return read();
     } catch {
-      stored = undefined;
+      return undefined;
     }
-    if (stored === undefined && w.object === undefined) return;
-    this.segments.apply(keyToken(w.bucket, w.key), w.bucket, w.key, w.object === undefined ? undefined : objectDigest(w.object), stored === undefined ? undefined : objectDigest(stored));
   }
 
   /** Runs `done` once every write pending for the slot is durable: at once if none is. */

@@ -168,6 +168,16 @@ describe('hot message checks', () => {
     for (const message of (decoded as { value: unknown[] }).value) expect(passesCheck(CLIENT_REQUEST_CHECKS, message)).to.equal(true);
   });
 
+  it('are the path parseMessage takes: a hot message comes back as is, others as the schema rebuilt them', () => {
+    const get = { t: 'get', id: 1, b: 'b', k: 'k' };
+    const parsedGet = parseMessage(clientRequestSchema, get);
+    expect(parsedGet.ok && parsedGet.value).to.equal(get);
+    const admin = { t: 'admin', id: 2, op: 'status' };
+    const parsedAdmin = parseMessage(clientRequestSchema, admin);
+    expect(parsedAdmin.ok && parsedAdmin.value).to.deep.equal(admin);
+    expect(parsedAdmin.ok && parsedAdmin.value).to.not.equal(admin);
+  });
+
   it('names no type it cannot print', () => {
     const result = parseMessage(peerMessageSchema, { t: Object.create(null) as object });
     expect(result).to.deep.equal({ ok: false, reason: result.ok ? '' : result.reason });
