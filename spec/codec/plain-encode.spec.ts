@@ -82,6 +82,18 @@ describe('plain encoding path', () => {
     }
   });
 
+  it('is the path encode takes for plain values', () => {
+    // A value over a slab's size leaves the next ones a fresh slab, so the three below share one.
+    encodePlain({ big: new Uint8Array(70_000) });
+    const message = { t: 'rput-ok', from: 'n2', rid: 6 };
+    const before = encodePlain(message) as Uint8Array;
+    const encoded = encode(message);
+    const after = encodePlain(message) as Uint8Array;
+    expect(encoded.buffer).to.equal(before.buffer);
+    expect(after.buffer).to.equal(before.buffer);
+    expect(encoded.byteOffset).to.equal(before.byteOffset + before.byteLength);
+  });
+
   it('never overwrites what it returned, across slabs', () => {
     const kept: { bytes: Uint8Array; copy: string }[] = [];
     for (let i = 0; i < 5000; i++) {
