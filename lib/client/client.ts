@@ -38,13 +38,15 @@ import { checkValueBytes, decodeValue, encodeValue } from '../codec/cbor.js';
 import { checkBucketKey, checkValue } from '../codec/request-limits.js';
 import { REQUEST_TIMEOUT_MS_MAX } from '../base/limits.js';
 import { randomBytes } from 'node:crypto';
-import type { AdminRequest, ClientReply, ClientRequest, DeleteRequest, ErrorReply, FetchRequest, GetRequest, Level, PutRequest, UpdateRequest } from '../codec/messages.js';
+import { sameDigest, type ObjectDigest } from '../codec/digest.js';
+import type { AdminRequest, ClientReply, ClientRequest, DeleteRequest, ErrorReply, FetchRequest, GetReply, GetRequest, Level, PutRequest, UpdateRequest } from '../codec/messages.js';
 import { CounterHandle, DocHandle, FlagHandle, MapHandle, RegisterHandle, SetHandle, type FetchOptions, type FetchResult, type TypedType, type UpdateOptions, type UpdateResult } from './typed.js';
 import { contextFromString, contextToString, type Context } from './context.js';
 import {
   CLIENT_INFLIGHT_MAX,
   CLIENT_LINKS_MAX,
   CLIENT_TIMEOUT_GRACE_MS,
+  PAIR_DIGEST_WAIT_MS,
   TOPOLOGY_LINK_DOWN_DELAY_MS,
   TOPOLOGY_REFRESH_MS,
   TOPOLOGY_REFRESH_MS_MAX,
@@ -166,7 +168,7 @@ type Op = ClientRequest['t'];
 
 /** Reads change nothing: safe to send again, and never "may have landed". */
 function isRead(op: Op | undefined): boolean {
-  return op === 'get' || op === 'fetch';
+  return op === 'get' || op === 'fetch' || op === 'dget';
 }
 
 interface Pending {
@@ -232,6 +234,7 @@ export class Client {
   private readonly topologyRefusedBy = new Set<string>();
   /** Turns of the round-robin over a key's replicas for gets. */
   private readTurn = 0;
+  private pairsUnsettled = 0;
   private idNext = 1;
   private closed = false;
   private readonly sweeper: NodeJS.Timeout;
@@ -307,8 +310,7 @@ export class Client {
     setLevels(request, options, 'r', 'pr');
     setSloppy(request, options.sloppy);
     checkResolver(options.resolver);
-    const reply = await this.request(request, options);
-    if (reply.t !== 'get-ok') throw unexpected(reply);
+    const reply = await this.read(request, options);
     const context = contextToString(reply.ctx);
     const { values, siblings } = resolveSiblings(
       reply.values.map((bytes) => decodeStored<T>(bytes)),
@@ -322,6 +324,68 @@ export class Client {
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
     });
     return { found: reply.found, values, context: written.context ?? context, siblings };
+  }
+
+  /**
+   * A get's reply, paired when it can be: the get goes to one primary of the key naming
+   * another as its pair, and the pair is asked for its digest at the same time. When the two
+   * hold the same version the read is complete with one message to each and none between
+   * them. When they differ, or the pair does not answer within PAIR_DIGEST_WAIT_MS of the
+   * first, the get is sent again unpaired, and the node coordinating it merges and repairs.
+   * A node that cannot pair the read (its level needs other replicas) coordinates it at once.
+   */
+  private async read(request: Mutable<GetRequest>, options: RequestOptions): Promise<GetReply> {
+    const pair = this.pairFor(request);
+    if (pair !== undefined) {
+      const startedAt = performance.now();
+      request.pair = pair.id;
+      const theirs: { done: boolean; digest: ObjectDigest | undefined } = { done: false, digest: undefined };
+      const digest = this.request({ t: 'dget', id: 0, b: request.b, k: request.k, timeout: request.timeout }, options, pair.id).then(
+        (reply) => {
+          theirs.done = true;
+          if (reply.t === 'dget-ok') theirs.digest = reply.dg;
+        },
+        () => {
+          theirs.done = true;
+        },
+      );
+      const reply = await this.request(request, options);
+      if (reply.t !== 'get-ok') throw unexpected(reply);
+      if (reply.dg === undefined) return reply;
+      if (!theirs.done) await within(digest, PAIR_DIGEST_WAIT_MS);
+      if (theirs.digest !== undefined && sameDigest(reply.dg, theirs.digest)) return reply;
+      this.pairsUnsettled++;
+      delete request.pair;
+      const timeout = request.timeout ?? this.timeoutMs;
+      request.timeout = Math.max(1, Math.floor(timeout - (performance.now() - startedAt)));
+    }
+    const reply = await this.request(request, options);
+    if (reply.t !== 'get-ok') throw unexpected(reply);
+    return reply;
+  }
+
+  /**
+   * The replica to pair a get with: the primary after the one `route` will choose, when the
+   * key has two alive primaries with ready links, the read's level (as the request or the
+   * bucket gives it; the cluster's default is taken to be quorum) needs two answers, and there
+   * is room for a second request in flight. Undefined when the get goes unpaired.
+   */
+  private pairFor(request: GetRequest): TopologyMember | undefined {
+    const placement = this.placement;
+    if (placement === undefined || this.pending.size + 2 > CLIENT_INFLIGHT_MAX) return undefined;
+    const level = request.r ?? placement.topology.buckets[request.b]?.r ?? 'quorum';
+    const n = placement.replicas(request.b);
+    const required = level === 'quorum' ? Math.floor(n / 2) + 1 : level === 'one' ? 1 : level === 'all' ? n : level;
+    if (required !== 2) return undefined;
+    const usable = (link: Link | undefined): link is Link => link !== undefined && link.ready;
+    const candidates = placement.primaries(request.b, request.k).filter((m) => m.live === 'alive' && this.linkFor(m, usable) !== undefined);
+    if (candidates.length < 2) return undefined;
+    return candidates[(this.readTurn + 1) % candidates.length];
+  }
+
+  /** Paired gets sent again unpaired: the two replicas differed, or the pair did not answer in time. */
+  get stats(): { readonly pairsUnsettled: number } {
+    return { pairsUnsettled: this.pairsUnsettled };
   }
 
   async delete(bucket: string, key: string, options: DeleteOptions = {}): Promise<void> {
@@ -523,7 +587,8 @@ export class Client {
     }
     if (this.placement !== undefined) {
       const turn = request.t === 'get' || request.t === 'fetch' ? this.readTurn++ : 0;
-      const replica = chooseReplica(this.placement, request.t, request.b, request.k, (m) => this.linkFor(m, usable) !== undefined, turn);
+      const avoid = request.t === 'get' ? request.pair : undefined;
+      const replica = chooseReplica(this.placement, request.t, request.b, request.k, (m) => this.linkFor(m, usable) !== undefined, turn, avoid);
       if (replica !== undefined) return this.linkFor(replica, usable);
     }
     return this.anyLink(usable);
@@ -685,6 +750,19 @@ export class Client {
     this.pending.delete(id);
     pending.cleanup?.();
     pending.reject(error);
+  }
+}
+
+/** Resolves once `promise` settles or `ms` have passed, whichever comes first. */
+async function within(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  try {
+    await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -9,6 +9,12 @@ export const CLIENT_FRAME_BYTES_IN_MAX = 256 * 1024 * 1024;
 /** Extra time the SDK waits past a request's own timeout for the node's TIMEOUT reply. */
 export const CLIENT_TIMEOUT_GRACE_MS = 1000;
 
+/**
+ * How long a paired get waits for the pair's digest after the other replica answered before
+ * it is sent again unpaired: as long as a node waits before asking one more replica.
+ */
+export const PAIR_DIGEST_WAIT_MS = 50;
+
 /** Requests one client has in flight; more wait for OVERLOADED-free room rather than growing memory. */
 export const CLIENT_INFLIGHT_MAX = 10_000;
 

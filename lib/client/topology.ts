@@ -184,21 +184,24 @@ function ringMatching(members: readonly TopologyMember[], checksum: string): Rin
 
 /**
  * The replica a request should go to: for a put or delete the first primary that is alive and
- * `usable`; for a get the `turn`-th of those (modulo their number), so successive reads spread
- * over the replicas. Undefined when no primary qualifies: the caller then sends anywhere and
- * the node forwards.
+ * `usable`; for a read the `turn`-th of those (modulo their number), so successive reads spread
+ * over the replicas, or the next one when that is `avoid` (a paired get's pair). Undefined
+ * when no primary qualifies: the caller then sends anywhere and the node forwards.
  */
 export function chooseReplica(
   placement: Placement,
-  op: 'put' | 'get' | 'del' | 'upd' | 'fetch',
+  op: 'put' | 'get' | 'dget' | 'del' | 'upd' | 'fetch',
   bucket: string,
   key: string,
   usable: (member: TopologyMember) => boolean,
   turn = 0,
+  avoid?: string,
 ): TopologyMember | undefined {
   const candidates = placement.primaries(bucket, key).filter((m) => m.live === 'alive' && usable(m));
   if (candidates.length === 0) return undefined;
-  return op === 'get' || op === 'fetch' ? candidates[turn % candidates.length] : candidates[0];
+  if (op !== 'get' && op !== 'fetch' && op !== 'dget') return candidates[0];
+  const chosen = candidates[turn % candidates.length] as TopologyMember;
+  return chosen.id === avoid && candidates.length > 1 ? candidates[(turn + 1) % candidates.length] : chosen;
 }
 
 /** Addresses the SDK should keep a link to: every member that has not left. */

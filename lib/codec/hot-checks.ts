@@ -73,13 +73,15 @@ function strict(required: Readonly<Record<string, FieldCheck>>, optional: Readon
 
 /** Checks of client requests by `t`, for clientRequestSchema. */
 export const CLIENT_REQUEST_CHECKS: ReadonlyMap<string, MessageCheck> = new Map([
-  ['get', strict({ t: literal('get'), id: requestId, b: bucketField, k: keyField }, { r: level, pr: level, sloppy: boolean, timeout: timeoutMs })],
+  ['get', strict({ t: literal('get'), id: requestId, b: bucketField, k: keyField }, { r: level, pr: level, sloppy: boolean, timeout: timeoutMs, pair: stringMax(64, 1) })],
+  ['dget', strict({ t: literal('dget'), id: requestId, b: bucketField, k: keyField }, { timeout: timeoutMs })],
   ['put', strict({ t: literal('put'), id: requestId, b: bucketField, k: keyField, v: bytes }, { ctx: bytes, w: level, pw: level, sloppy: boolean, timeout: timeoutMs })],
 ]);
 
 /** Checks of client replies by `t`, for clientReplySchema. */
 export const CLIENT_REPLY_CHECKS: ReadonlyMap<string, MessageCheck> = new Map([
-  ['get-ok', strict({ t: literal('get-ok'), id: requestId, found: boolean, values: byteStrings, ctx: bytes })],
+  ['get-ok', strict({ t: literal('get-ok'), id: requestId, found: boolean, values: byteStrings, ctx: bytes }, { dg: objectDigest })],
+  ['dget-ok', strict({ t: literal('dget-ok'), id: requestId, dg: objectDigest })],
   ['put-ok', strict({ t: literal('put-ok'), id: requestId, siblings: nonNegativeInt }, { ctx: bytes })],
 ]);
 

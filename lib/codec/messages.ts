@@ -49,6 +49,9 @@ export type LevelInput = z.infer<typeof levelField>;
 
 const timeoutMs = z.number().int().min(1).max(REQUEST_TIMEOUT_MS_MAX);
 
+/** What a copy holds, without its values: per actor, the counter and the number of live siblings. */
+const objectDigestField = z.array(z.tuple([z.string().max(256), z.number().int().min(0), z.number().int().min(0)])).max(4096);
+
 // ---- handshake (both roles) ----
 
 export const helloSchema = z.strictObject({
@@ -99,6 +102,12 @@ export const putRequestSchema = z.strictObject({
   timeout: timeoutMs.optional(),
 });
 
+/**
+ * With `pair`, the client is asking that replica for its digest itself (`dget`, sent at the
+ * same time): when this node's copy and the pair's together meet the read's quorum, this
+ * node answers with its copy alone and its digest (`get-ok` `dg`), and the client completes
+ * the read by comparing digests. Otherwise the node coordinates the read as without `pair`.
+ */
 export const getRequestSchema = z.strictObject({
   t: z.literal('get'),
   id: requestId,
@@ -107,6 +116,16 @@ export const getRequestSchema = z.strictObject({
   r: levelField.optional(),
   pr: levelField.optional(),
   sloppy: z.boolean().optional(),
+  timeout: timeoutMs.optional(),
+  pair: z.string().min(1).max(64).optional(),
+});
+
+/** The digest of this node's durable copy of (b, k): the other half of a paired get. */
+export const digestRequestSchema = z.strictObject({
+  t: z.literal('dget'),
+  id: requestId,
+  b: bucketField,
+  k: keyField,
   timeout: timeoutMs.optional(),
 });
 
@@ -198,13 +217,20 @@ export const putReplySchema = z.strictObject({
   ctx: bytes.optional(),
   siblings: z.number().int().min(0),
 });
+/**
+ * `dg` is present only in answer to a paired get that this node answered from its own copy:
+ * the read is complete only if the pair's digest (`dget-ok`) is the same; if not, the client
+ * reads again without `pair`, and the node coordinating that read merges and repairs.
+ */
 export const getReplySchema = z.strictObject({
   t: z.literal('get-ok'),
   id: requestId,
   found: z.boolean(),
   values: z.array(bytes),
   ctx: bytes,
+  dg: objectDigestField.optional(),
 });
+export const digestReplySchema = z.strictObject({ t: z.literal('dget-ok'), id: requestId, dg: objectDigestField });
 export const deleteReplySchema = z.strictObject({ t: z.literal('del-ok'), id: requestId });
 /** `dup`: the operation id was applied before at this replica, so it was not applied again. */
 export const updateReplySchema = z.strictObject({ t: z.literal('upd-ok'), id: requestId, value: z.unknown().optional(), dup: z.boolean().optional() });
@@ -226,6 +252,8 @@ export type Auth = z.infer<typeof authSchema>;
 export type Ready = z.infer<typeof readySchema>;
 export type PutRequest = z.infer<typeof putRequestSchema>;
 export type GetRequest = z.infer<typeof getRequestSchema>;
+export type DigestRequest = z.infer<typeof digestRequestSchema>;
+export type DigestReply = z.infer<typeof digestReplySchema>;
 export type DeleteRequest = z.infer<typeof deleteRequestSchema>;
 export type PutReply = z.infer<typeof putReplySchema>;
 export type GetReply = z.infer<typeof getReplySchema>;
@@ -328,8 +356,6 @@ export const rputOkSchema = z.strictObject({ t: z.literal('rput-ok'), from: node
 /** With `dg`, the answer is only the copy's digest (`rget-ok` `dg`): the asker holds a copy to compare. */
 export const rgetSchema = z.strictObject({ t: z.literal('rget'), from: nodeId, rid, b: bucketField, k: keyField, hint: nodeId.optional(), dg: z.literal(true).optional() });
 
-/** What a copy holds, without its values: per actor, the counter and the number of live siblings. */
-const objectDigestField = z.array(z.tuple([z.string().max(256), z.number().int().min(0), z.number().int().min(0)])).max(4096);
 /** `obj` absent: the replica holds nothing for the key. */
 export const rgetOkSchema = z.strictObject({ t: z.literal('rget-ok'), from: nodeId, rid, obj: storedObject.optional(), dg: objectDigestField.optional() });
 /** A replica could not do what was asked (storage failed, a budget is spent): it counts as a failed replica. */
@@ -480,12 +506,12 @@ export const peerMessageSchema = z.discriminatedUnion('t', [
 ]);
 
 export type HandshakeMessage = Hello | Welcome | Auth | Ready;
-export type ClientRequest = PutRequest | GetRequest | DeleteRequest | UpdateRequest | FetchRequest | AdminRequest;
-export type ClientReply = PutReply | GetReply | DeleteReply | UpdateReply | FetchReply | AdminReply | ErrorReply;
+export type ClientRequest = PutRequest | GetRequest | DigestRequest | DeleteRequest | UpdateRequest | FetchRequest | AdminRequest;
+export type ClientReply = PutReply | GetReply | DigestReply | DeleteReply | UpdateReply | FetchReply | AdminReply | ErrorReply;
 
 export const handshakeMessageSchema = z.discriminatedUnion('t', [helloSchema, welcomeSchema, authSchema, readySchema]);
-export const clientRequestSchema = z.discriminatedUnion('t', [putRequestSchema, getRequestSchema, deleteRequestSchema, updateRequestSchema, fetchRequestSchema, adminRequestSchema]);
-export const clientReplySchema = z.discriminatedUnion('t', [putReplySchema, getReplySchema, deleteReplySchema, updateReplySchema, fetchReplySchema, adminReplySchema, errorReplySchema]);
+export const clientRequestSchema = z.discriminatedUnion('t', [putRequestSchema, getRequestSchema, digestRequestSchema, deleteRequestSchema, updateRequestSchema, fetchRequestSchema, adminRequestSchema]);
+export const clientReplySchema = z.discriminatedUnion('t', [putReplySchema, getReplySchema, digestReplySchema, deleteReplySchema, updateReplySchema, fetchReplySchema, adminReplySchema, errorReplySchema]);
 
 export type ParseResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 

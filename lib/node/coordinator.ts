@@ -34,7 +34,7 @@ import { CONNECTION_REQUESTS_INFLIGHT_MAX, NODE_REQUESTS_INFLIGHT_MAX, type Data
 import { encodeContext } from '../clock/context.js';
 import { dvvDescends, join, sync, values, type Actor, type VersionVector } from '../clock/dvv.js';
 import type { KvObject } from '../clock/object.js';
-import type { ClientReply, DeleteRequest, FetchRequest, GetRequest, Level, LevelInput, PeerMessage, PutRequest, UpdateRequest } from '../codec/messages.js';
+import type { ClientReply, DeleteRequest, DigestRequest, FetchRequest, GetRequest, Level, LevelInput, PeerMessage, PutRequest, UpdateRequest } from '../codec/messages.js';
 import { applyTyped, checkTypedOp, isTypedType, typedValue, type TypedBucketType } from '../crdt/stored.js';
 import { HintBook, objectBytes } from '../handoff/hints.js';
 import { checkLevel, resolveLevel, type LevelName } from '../replication/levels.js';
@@ -87,7 +87,7 @@ export interface CoordinatorDeps {
 }
 
 /** The data requests a client may send; admin requests go elsewhere. */
-export type DataRequest = PutRequest | GetRequest | DeleteRequest | UpdateRequest | FetchRequest;
+export type DataRequest = PutRequest | GetRequest | DigestRequest | DeleteRequest | UpdateRequest | FetchRequest;
 
 /** The writes a node forwards to a primary when it is none. */
 type WriteRequest = PutRequest | DeleteRequest | UpdateRequest;
@@ -197,6 +197,8 @@ interface Plan {
 
 export interface CoordinatorStats {
   readonly readRepairs: number;
+  /** Paired gets answered from this node's copy alone, the client comparing the pair's digest. */
+  readonly pairedReads: number;
   readonly forwarded: number;
   /** Tombstones whose grace period ended, sent to their primaries to reap. */
   readonly reapsSent: number;
@@ -220,6 +222,7 @@ export class Coordinator {
   private readonly inflightByConn = new Map<ConnId, number>();
   private readonly closedConns = new Set<ConnId>();
   private readRepairs = 0;
+  private pairedReads = 0;
   private forwarded = 0;
   /** The highest dot counter this actor has issued. */
   private counterMax: number;
@@ -249,7 +252,7 @@ export class Coordinator {
   }
 
   get stats(): CoordinatorStats {
-    return { readRepairs: this.readRepairs, forwarded: this.forwarded, reapsSent: this.reapsSent };
+    return { readRepairs: this.readRepairs, pairedReads: this.pairedReads, forwarded: this.forwarded, reapsSent: this.reapsSent };
   }
 
   onTick(out: NodeOutput[]): void {
@@ -316,6 +319,8 @@ export class Coordinator {
         return this.onPut(origin, request, out);
       case 'get':
         return this.onGet(origin, request, out);
+      case 'dget':
+        return this.onDigestGet(origin, request, out);
       case 'del':
         return this.onDelete(origin, request, out);
       case 'upd':
@@ -332,7 +337,7 @@ export class Coordinator {
   }
 
   private wrongType(request: DataRequest, bucketType: TypedBucketType | 'kv'): InvalidRequestError | undefined {
-    if (request.t === 'put' || request.t === 'get') {
+    if (request.t === 'put' || request.t === 'get' || request.t === 'dget') {
       if (bucketType === 'kv') return undefined;
       const use = bucketType === 'doc' ? 'doc updates and reads' : `${bucketType} operations`;
       return new InvalidRequestError(`bucket ${request.b} holds ${bucketType} values: use ${use}, not ${request.t}`, { field: 'type', bucketType });
@@ -568,7 +573,55 @@ export class Coordinator {
   private onGet(origin: Origin, request: GetRequest, out: NodeOutput[]): void {
     const invalid = checkBucketKey(request.b, request.k, this.init.limits) ?? this.wrongType(request, this.typeOf(request.b));
     if (invalid) return this.reply(origin, errorReply(request.id, invalid), out);
+    if (request.pair !== undefined && origin.kind === 'client' && this.answerPaired(origin, request, out)) return;
     this.coordinateRead(origin, request, undefined, out);
+  }
+
+  /**
+   * A paired get: the client asks the replica `pair` for its digest itself (Dynamo's
+   * client-driven coordination). When this node's copy and the pair's together meet the
+   * read's quorum, both as primaries, and this node's alone does not, the answer is this
+   * node's copy with its digest; the read is complete once the client finds the pair's
+   * digest the same, so a read that needs no merge costs one message to each replica and no
+   * hop between them. False when the read must be coordinated here instead: a level the two
+   * cannot meet (or this node alone can), a pair or this node that is no primary of the key,
+   * a copy that cannot be read.
+   */
+  private answerPaired(origin: Origin, request: GetRequest, out: NodeOutput[]): boolean {
+    const pair = request.pair as string;
+    const self = this.init.nodeId;
+    if (pair === self) return false;
+    const planned = this.plan(request.b, request.r, request.pr, request.sloppy, 'r', request.k);
+    if (!planned.ok) return false;
+    const { spec, targets } = planned.plan;
+    if (!isPrimaryTarget(targets, self) || !isPrimaryTarget(targets, pair)) return false;
+    const tally = new Tally(spec, targets);
+    if (tally.ack(self) === 'met' || tally.ack(pair) !== 'met') return false;
+    let object: KvObject | undefined;
+    try {
+      object = this.deps.local.durable({ bucket: request.b, key: request.k, hintFor: undefined });
+    } catch {
+      return false; // Coordinated, the read logs the failure and asks another replica instead.
+    }
+    this.pairedReads++;
+    const values = liveValues(object);
+    const reply = { t: 'get-ok', id: request.id, found: values.length > 0, values, ctx: encodeContext(object === undefined ? [] : join(object)), dg: objectDigestOf(object) } as const;
+    this.reply(origin, reply, out);
+    return true;
+  }
+
+  /** The other half of a paired get: the digest of this node's durable copy. */
+  private onDigestGet(origin: Origin, request: DigestRequest, out: NodeOutput[]): void {
+    const invalid = checkBucketKey(request.b, request.k, this.init.limits) ?? this.wrongType(request, this.typeOf(request.b));
+    if (invalid) return this.reply(origin, errorReply(request.id, invalid), out);
+    let object: KvObject | undefined;
+    try {
+      object = this.deps.local.durable({ bucket: request.b, key: request.k, hintFor: undefined });
+    } catch (error) {
+      out.push({ kind: 'log', level: 'error', msg: 'local read failed', fields: { bucket: request.b, key: request.k, reason: String(error) } });
+      return this.reply(origin, errorReply(request.id, new StorageError('this node cannot read the key', { mayHaveLanded: false })), out);
+    }
+    this.reply(origin, { t: 'dget-ok', id: request.id, dg: objectDigestOf(object) }, out);
   }
 
   private coordinateRead(origin: Origin, request: GetRequest | FetchRequest, typed: OpenRead['typed'], out: NodeOutput[]): void {
@@ -899,7 +952,8 @@ export class Coordinator {
 
   private reply(origin: Origin, reply: ClientReply, out: NodeOutput[]): void {
     if (origin.kind === 'peer') {
-      if (reply.t === 'admin-ok') return;
+      // Only data requests are forwarded, and never a digest read.
+      if (reply.t === 'admin-ok' || reply.t === 'dget-ok') return;
       this.send(origin.node, { t: 'fwd-reply', from: this.init.nodeId, rid: origin.rid, reply }, out);
       return;
     }
@@ -984,6 +1038,12 @@ function selfFirst(targets: readonly ReplicaTarget[], self: string): readonly Re
   const index = targets.findIndex((t) => t.node === self);
   if (index <= 0) return targets;
   return [targets[index] as ReplicaTarget, ...targets.slice(0, index), ...targets.slice(index + 1)];
+}
+
+/** Whether `node` is among the targets as a primary (not as a fallback keeping a hint). */
+function isPrimaryTarget(targets: readonly ReplicaTarget[], node: string): boolean {
+  for (const target of targets) if (target.node === node) return target.primary && target.hintFor === undefined;
+  return false;
 }
 
 /** How many targets, from the front, a read asks first: enough for `required` answers and `primariesRequired` primaries. */

@@ -10,6 +10,7 @@
 
 import { emptyDvv, join, siblingCount, update, validateDvv, type Actor, type VersionVector } from '../clock/dvv.js';
 import { ACTORS_MAX } from '../clock/limits.js';
+export { sameDigest, type ObjectDigest } from '../codec/digest.js';
 import type { KvObject, Sibling } from '../clock/object.js';
 
 export interface ReplicaWrite {
@@ -59,26 +60,11 @@ export function liveValues(object: KvObject | undefined): Uint8Array[] {
 }
 
 /**
- * What a copy holds, without its values: per actor, its counter and how many live siblings it
- * keeps. A clock's counter says every event of that actor up to it was seen, and its live
- * siblings are the newest of those events, so two copies with equal digests hold the same dots,
- * and a dot names one write: they hold the same object. A read compares a peer's digest with
- * its own copy instead of shipping the values (Cassandra's digest reads).
+ * What a copy holds, without its values (lib/codec/digest.ts). A read compares a peer's
+ * digest with its own copy instead of shipping the values (Cassandra's digest reads).
  */
-export type ObjectDigest = readonly (readonly [actor: string, counter: number, siblings: number])[];
-
 export function objectDigestOf(object: KvObject | undefined): [actor: string, counter: number, siblings: number][] {
   return object === undefined ? [] : object.entries.map((e): [string, number, number] => [e.actor, e.counter, e.values.length]);
-}
-
-export function sameDigest(a: ObjectDigest, b: ObjectDigest): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i] as ObjectDigest[number];
-    const y = b[i] as ObjectDigest[number];
-    if (x[0] !== y[0] || x[1] !== y[1] || x[2] !== y[2]) return false;
-  }
-  return true;
 }
 
 /** An object a peer sent, checked in full before anything merges it; 'invalid' when malformed. */

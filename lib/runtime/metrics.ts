@@ -8,7 +8,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { AntiEntropyStats } from '../antientropy/exchange.js';
 import type { PeerExchangeAge, ReplicationStats } from '../node/core.js';
 
-export type Operation = 'put' | 'get' | 'del' | 'upd' | 'fetch' | 'admin';
+export type Operation = 'put' | 'get' | 'dget' | 'del' | 'upd' | 'fetch' | 'admin';
 
 export interface MetricsSources {
   inflight(): number;
@@ -100,6 +100,7 @@ export class NodeMetrics {
       ['chorus_hints_delivered_total', 'Hints handed over to their node and deleted here.', (s) => s.hints.reduce((sum, h) => sum + h.delivered, 0)],
       ['chorus_hints_dropped_total', 'Hinted writes refused because the budget for their node was spent.', (s) => s.hints.reduce((sum, h) => sum + h.dropped, 0)],
       ['chorus_read_repairs_total', 'Replicas sent a newer version after a read found them stale.', (s) => s.readRepairs],
+      ['chorus_paired_reads_total', 'Paired gets answered from this node\'s copy alone, the client comparing the pair\'s digest.', (s) => s.pairedReads],
       ['chorus_requests_forwarded_total', 'Writes forwarded to a replica of their key to coordinate.', (s) => s.forwarded],
       ['chorus_tombstones_reaped_total', 'Tombstones dropped here after every primary held them through the grace period.', (s) => s.tombstonesReaped],
     ];

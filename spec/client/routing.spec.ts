@@ -17,7 +17,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ChorusError, InvalidRequestError } from '../../lib/base/errors.js';
 import { encodeValue } from '../../lib/codec/cbor.js';
-import { clientRequestSchema, type ClientReply, type ClientRequest } from '../../lib/codec/messages.js';
+import { clientRequestSchema, type ClientReply, type ClientRequest, type GetRequest } from '../../lib/codec/messages.js';
+import { PAIR_DIGEST_WAIT_MS } from '../../lib/client/limits.js';
 import { connect, type Client } from '../../lib/client/client.js';
 import { isLevel, resolveSiblings, setLevels, setSloppy } from '../../lib/client/request-options.js';
 import { chooseReplica, parseTopology, Placement, type Topology, type TopologyMember } from '../../lib/client/topology.js';
@@ -393,5 +394,52 @@ describe('client: routing against fake nodes', function () {
     expect(put?.t === 'put' && Buffer.from(put.ctx ?? []).equals(Buffer.from(CTX))).to.equal(true);
     expect(put?.t === 'put' && Buffer.from(put.v).equals(Buffer.from(encodeValue(5)))).to.equal(true);
     expect((await rejection(client.get('b', 'k', { resolver: 'max' as never }))).code).to.equal('INVALID_REQUEST');
+  });
+
+  it('pairs a quorum get: the same digest at the pair completes it, a different one or a silent pair sends it again unpaired', async () => {
+    client = await connect({ nodes: cluster.nodes.map((n) => n.address) });
+    await waitUntil(() => client?.topology() !== undefined && client.connectedNodes.length === 3, 'the topology and three links');
+    const ours: [string, number, number][] = [['n1/e1', 4, 1]];
+    let pairDigest: [string, number, number][] | 'silent' = ours;
+    for (const node of cluster.nodes) {
+      node.script = (request) => {
+        if (request.t === 'get' && request.pair !== undefined) return { t: 'get-ok', id: request.id, found: true, values: [encodeValue('paired')], ctx: CTX, dg: ours };
+        if (request.t === 'get') return { t: 'get-ok', id: request.id, found: true, values: [encodeValue('coordinated')], ctx: CTX };
+        if (request.t === 'dget') return pairDigest === 'silent' ? 'silent' : { t: 'dget-ok', id: request.id, dg: pairDigest };
+        return undefined;
+      };
+    }
+    const { key, primaries } = keyAvoiding(cluster, 'n3');
+    type Seen = ClientRequest & { readonly at: string };
+    const requests = (): Seen[] => cluster.nodes.flatMap((n) => n.received.filter((r) => r.t !== 'admin').map((r): Seen => Object.assign({ at: n.id }, r)));
+    const clear = (): void => cluster.nodes.forEach((n) => n.received.splice(0));
+
+    clear();
+    expect((await client.get('b', key)).values).to.deep.equal(['paired']);
+    const sent = requests();
+    expect(sent.map((r) => r.t).sort()).to.deep.equal(['dget', 'get']);
+    const get = sent.find((r) => r.t === 'get') as GetRequest & { at: string };
+    const dget = sent.find((r) => r.t === 'dget') as Seen;
+    expect([get.at, dget.at].sort(), 'one message to each primary').to.deep.equal([...primaries].sort());
+    expect(get.pair, 'the get names the node asked for its digest').to.equal(dget.at);
+    expect(client.stats.pairsUnsettled).to.equal(0);
+
+    clear();
+    pairDigest = [['n1/e1', 5, 1]];
+    expect((await client.get('b', key)).values, 'different digests: read again, unpaired').to.deep.equal(['coordinated']);
+    expect(requests().map((r) => `${r.t}${r.t === 'get' && r.pair !== undefined ? ' paired' : ''}`).sort()).to.deep.equal(['dget', 'get', 'get paired']);
+    expect(client.stats.pairsUnsettled).to.equal(1);
+
+    clear();
+    pairDigest = 'silent';
+    const started = performance.now();
+    expect((await client.get('b', key)).values, 'a silent pair: read again, unpaired').to.deep.equal(['coordinated']);
+    expect(performance.now() - started).to.be.at.least(PAIR_DIGEST_WAIT_MS - 1);
+    expect(client.stats.pairsUnsettled).to.equal(2);
+
+    clear();
+    pairDigest = ours;
+    await client.get('b', key, { r: 'one' });
+    expect(requests().map((r) => r.t), 'r=one is never paired').to.deep.equal(['get']);
   });
 });

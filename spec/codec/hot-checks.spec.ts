@@ -53,7 +53,12 @@ const SHAPES: Record<string, { schema: z.ZodType; checks: ReadonlyMap<string, Me
   get: {
     schema: clientRequestSchema,
     checks: CLIENT_REQUEST_CHECKS,
-    shape: { required: { t: fc.constant('get'), id: good.id, b: good.bucket, k: good.key }, optional: { r: good.level, pr: good.level, sloppy: good.bool, timeout: good.timeout } },
+    shape: { required: { t: fc.constant('get'), id: good.id, b: good.bucket, k: good.key }, optional: { r: good.level, pr: good.level, sloppy: good.bool, timeout: good.timeout, pair: good.node } },
+  },
+  dget: {
+    schema: clientRequestSchema,
+    checks: CLIENT_REQUEST_CHECKS,
+    shape: { required: { t: fc.constant('dget'), id: good.id, b: good.bucket, k: good.key }, optional: { timeout: good.timeout } },
   },
   put: {
     schema: clientRequestSchema,
@@ -66,7 +71,12 @@ const SHAPES: Record<string, { schema: z.ZodType; checks: ReadonlyMap<string, Me
   'get-ok': {
     schema: clientReplySchema,
     checks: CLIENT_REPLY_CHECKS,
-    shape: { required: { t: fc.constant('get-ok'), id: good.id, found: good.bool, values: good.values, ctx: good.bytes }, optional: {} },
+    shape: { required: { t: fc.constant('get-ok'), id: good.id, found: good.bool, values: good.values, ctx: good.bytes }, optional: { dg: good.digest } },
+  },
+  'dget-ok': {
+    schema: clientReplySchema,
+    checks: CLIENT_REPLY_CHECKS,
+    shape: { required: { t: fc.constant('dget-ok'), id: good.id, dg: good.digest }, optional: {} },
   },
   'put-ok': {
     schema: clientReplySchema,
@@ -107,7 +117,7 @@ function mangled(shape: Shape): fc.Arbitrary<Record<string, unknown>> {
   return fc
     .tuple(
       fc.record(maybeBad, { requiredKeys: [] }),
-      fc.dictionary(fc.constantFrom('extra', 'obj', 'v', 'dg', 'hint', 'r', '__proto__', 'constructor'), junk, { maxKeys: 2 }),
+      fc.dictionary(fc.constantFrom('extra', 'obj', 'v', 'dg', 'hint', 'r', 'pair', '__proto__', 'constructor'), junk, { maxKeys: 2 }),
       fc.boolean(),
     )
     .map(([message, extra, addExtra]) => (addExtra ? { ...message, ...extra } : message));

@@ -19,6 +19,7 @@ import { Coordinator, type DataRequest } from '../../lib/node/coordinator.js';
 import type { NodeOutput } from '../../lib/node/io.js';
 import { SegmentHashes } from '../../lib/merkle/index.js';
 import { LocalReplica } from '../../lib/node/local-replica.js';
+import { objectDigestOf } from '../../lib/replication/replica.js';
 import type { Placement } from '../../lib/node/placement.js';
 import type { StoreWrite } from '../../lib/node/ports.js';
 
@@ -293,5 +294,70 @@ describe('coordinator: a get over three replicas', () => {
     }
     expect(h.sent).to.have.length(0);
     expect(h.undurable).to.have.length(0);
+  });
+});
+
+describe('coordinator: a paired get (the client asks the pair for its digest)', () => {
+  const stored = (value: string, actor: string): KvObject => update({ entries: [] }, [], bytes(value), actor);
+
+  it("answers from its own copy with that copy's digest, sending nothing, when it and the pair meet r; a dget answers the same digest", () => {
+    const h = new ThreeReplicas();
+    const object = stored('v', 'n2/e1');
+    h.disk.set('b\0k', object);
+    const id = h.send({ t: 'get', b: 'b', k: 'k', pair: 'n2' });
+    const reply = h.reply(id);
+    expect(reply?.t === 'get-ok' && reply.values.map(text)).to.deep.equal(['v']);
+    expect(reply?.t === 'get-ok' && reply.dg).to.deep.equal(objectDigestOf(object));
+    expect(reply?.t === 'get-ok' && reply.found).to.equal(true);
+    expect(h.sent, 'no message to any replica').to.deep.equal([]);
+    expect(h.core.stats.pairedReads).to.equal(1);
+    const digest = h.send({ t: 'dget', b: 'b', k: 'k' });
+    expect(h.reply(digest)).to.deep.equal({ t: 'dget-ok', id: digest, dg: objectDigestOf(object) });
+    const absent = h.send({ t: 'get', b: 'b', k: 'never', pair: 'n3', r: 2, pr: 2 });
+    expect(h.reply(absent)).to.deep.include({ t: 'get-ok', found: false, values: [], dg: [] });
+  });
+
+  it('coordinates as without pair when the two cannot make the read, or this node alone can', () => {
+    for (const [request, why] of [
+      [{ r: 'all' }, 'r=all needs the third replica'],
+      [{ pr: 3 }, 'pr=3 needs every primary'],
+      [{ pair: 'n1' }, 'the pair is this node'],
+      [{ pair: 'n4' }, 'the pair is no primary of the key'],
+      [{ k: 'unreadable' }, 'this copy cannot be read'],
+    ] as const) {
+      const h = new ThreeReplicas();
+      const id = h.send({ t: 'get', b: 'b', k: 'k', pair: 'n2', ...request });
+      expect(h.sentTo('n2', 'rget').length + h.sentTo('n3', 'rget').length, why).to.be.above(0);
+      for (const to of ['n2', 'n3']) if (h.sentTo(to, 'rget').length > 0) h.answer(to, 'rget', (rid) => ({ t: 'rget-ok', from: to, rid }));
+      const reply = h.reply(id);
+      expect(reply, why).to.include({ t: 'get-ok', found: false });
+      expect(reply, why).to.not.have.property('dg');
+      expect(h.core.stats.pairedReads, why).to.equal(0);
+    }
+    const one = new ThreeReplicas();
+    const id = one.send({ t: 'get', b: 'b', k: 'k', pair: 'n2', r: 'one' });
+    expect(one.reply(id), 'r=one: this copy alone is the whole read').to.include({ t: 'get-ok', found: false });
+    expect(one.reply(id)).to.not.have.property('dg');
+    expect(one.sent).to.deep.equal([]);
+    const down = new ThreeReplicas();
+    down.down.add('n2');
+    const other = down.send({ t: 'get', b: 'b', k: 'k', pair: 'n2' });
+    const asked = down.sent.filter((s) => s.message.t === 'rget').map((s) => s.to);
+    expect(asked, 'a pair that is down is no target: the read goes to another replica').to.have.length(1).and.not.include('n2');
+    down.answer(asked[0] as string, 'rget', (rid) => ({ t: 'rget-ok', from: asked[0] as string, rid }));
+    expect(down.reply(other)).to.include({ t: 'get-ok' }).and.not.have.property('dg');
+    const elsewhere = new ThreeReplicas(['n2', 'n3', 'n4']);
+    const notMine = elsewhere.send({ t: 'get', b: 'b', k: 'k', pair: 'n2' });
+    expect(elsewhere.sentTo('n2', 'rget'), 'this node is no replica: it coordinates').to.have.length(1);
+    expect(elsewhere.reply(notMine)).to.equal(undefined);
+  });
+
+  it('refuses a bad dget with a typed error, and one it cannot read with STORAGE', () => {
+    const h = new ThreeReplicas();
+    const long = h.send({ t: 'dget', b: 'b', k: 'k'.repeat(DATA_LIMITS_DEFAULT.keyBytesMax + 1) });
+    expect(h.reply(long)).to.include({ t: 'err', code: 'TOO_LARGE' });
+    const unreadable = h.send({ t: 'dget', b: 'b', k: 'unreadable' });
+    expect(h.reply(unreadable)).to.include({ t: 'err', code: 'STORAGE' });
+    expect(h.sent).to.deep.equal([]);
   });
 });
