@@ -2,7 +2,7 @@
  * The two systems the cluster benchmark drives, behind one small interface: a set of client
  * connections that each read and update keys.
  *
- * - Chorus: one SDK client per connection, each given every node but with a different one
+ * - Chorus: one SDK client (the built one, from dist/) per connection, each given every node but with a different one
  *   first (the SDK sends to the first ready node), so coordination is spread over the nodes.
  *   Updates pass the causal context of the last read or write of the key this process saw,
  *   as an application that reads before it writes would; a blind put without a context would
@@ -11,8 +11,16 @@
  *   its own socket to every replica.
  */
 
-import { connect, type Client, type Context, type Level } from '../../lib/index.js';
+import type { Client, Context, Level } from '../../lib/index.js';
 import { BareCoordinator } from './bare-coordinator.js';
+
+/**
+ * The SDK as an application gets it (`import { connect } from 'chorus'`): the build in dist/,
+ * the same JavaScript the nodes run, rather than lib/ compiled on the fly by the bench's loader.
+ */
+async function builtSdk(): Promise<typeof import('../../lib/index.js')> {
+  return (await import(new URL('../../dist/index.js', import.meta.url).href)) as typeof import('../../lib/index.js');
+}
 
 export const BUCKET = 'ycsb';
 
@@ -39,9 +47,11 @@ export interface ChorusTargetOptions {
 }
 
 export async function chorusTarget(options: ChorusTargetOptions): Promise<Target> {
+  const { connect } = await builtSdk();
   const contexts = new Map<string, Context>();
   let siblingWrites = 0;
   let siblingsMax = 1;
+  let reads = 0;
   const sdkClients: Client[] = [];
   const clients: TargetClient[] = [];
   try {
@@ -52,6 +62,7 @@ export async function chorusTarget(options: ChorusTargetOptions): Promise<Target
       sdkClients.push(db);
       clients.push({
         async read(key) {
+          reads++;
           const result = await db.get(BUCKET, key, { r: options.r });
           contexts.set(key, result.context);
           return result.found;
@@ -72,7 +83,13 @@ export async function chorusTarget(options: ChorusTargetOptions): Promise<Target
   return {
     name: 'chorus',
     clients,
-    notes: () => (siblingWrites === 0 ? '' : `chorus: ${siblingWrites} updates left siblings (concurrent updates of one key), at most ${siblingsMax}`),
+    notes: () => {
+      const notes: string[] = [];
+      if (siblingWrites > 0) notes.push(`chorus: ${siblingWrites} updates left siblings (concurrent updates of one key), at most ${siblingsMax}`);
+      const unsettled = sdkClients.reduce((sum, db) => sum + db.stats.pairsUnsettled, 0);
+      notes.push(`chorus: ${unsettled} of ${reads} paired gets read again unpaired (replicas differed, or the pair was slow)`);
+      return notes.join('\n  note: ');
+    },
     async close() {
       await Promise.all(sdkClients.map((db) => db.close()));
     },
