@@ -590,13 +590,16 @@ export class Coordinator {
   private answerPaired(origin: Origin, request: GetRequest, out: NodeOutput[]): boolean {
     const pair = request.pair as string;
     const self = this.init.nodeId;
-    if (pair === self) return false;
-    const planned = this.plan(request.b, request.r, request.pr, request.sloppy, 'r', request.k);
-    if (!planned.ok) return false;
-    const { spec, targets } = planned.plan;
-    if (!isPrimaryTarget(targets, self) || !isPrimaryTarget(targets, pair)) return false;
-    const tally = new Tally(spec, targets);
-    if (tally.ack(self) === 'met' || tally.ack(pair) !== 'met') return false;
+    if (pair === self || !this.deps.placement.alive(pair)) return false;
+    const levels = this.levels(request.b, request.r, request.pr, 'r');
+    if (!levels.ok) return false;
+    // As plan() would have it, without building targets and a tally for two answers: both
+    // are alive primaries, so their answers meet the read exactly when it needs two of them.
+    const primaries = this.deps.placement.preferenceList(request.b, request.k, levels.n).primaries;
+    if (!primaries.includes(self) || !primaries.includes(pair)) return false;
+    const replicas = Math.max(1, primaries.length);
+    const primariesRequired = Math.min(resolveLevel(levels.primaryLevel, replicas), replicas);
+    if (Math.max(resolveLevel(levels.level, replicas), primariesRequired) !== 2) return false;
     let object: KvObject | undefined;
     try {
       object = this.deps.local.durable({ bucket: request.b, key: request.k, hintFor: undefined });
@@ -987,19 +990,15 @@ export class Coordinator {
     key: string,
   ): { ok: true; plan: Plan } | { ok: false; error: ChorusError } {
     const placement = this.deps.placement;
-    const props = placement.bucketProps(bucket);
-    const n = props.n ?? this.init.replication.n;
+    const levels = this.levels(bucket, levelIn, primaryIn, name);
+    if (!levels.ok) return levels;
+    const { n } = levels;
     const primaryName: LevelName = name === 'r' ? 'pr' : 'pw';
-    const level = levelIn !== undefined ? checkLevel(name, levelIn, n) : bucketLevel(name, props[name], n, this.init.replication[name]);
-    if (!level.ok) return level;
-    const primaryLevel = primaryIn === undefined ? { ok: true as const, level: this.init.replication[primaryName] } : checkLevel(primaryName, primaryIn, n);
-    if (!primaryLevel.ok) return primaryLevel;
-    if (typeof level.level === 'number' && level.level > n) return { ok: false, error: new InvalidRequestError(`${name}=${level.level} exceeds n=${n}`, { field: name, n }) };
 
     const list = placement.preferenceList(bucket, key, n);
     const replicas = Math.max(1, list.primaries.length);
-    const required = Math.max(1, resolveLevel(level.level, replicas));
-    const primariesRequired = Math.min(resolveLevel(primaryLevel.level, replicas), replicas);
+    const required = Math.max(1, resolveLevel(levels.level, replicas));
+    const primariesRequired = Math.min(resolveLevel(levels.primaryLevel, replicas), replicas);
     let spec: QuorumSpec = { required: Math.max(required, primariesRequired), primariesRequired };
     const sloppy = sloppyIn ?? this.init.replication.sloppy;
     const chosen = chooseTargets({ primaries: list.primaries, fallbacks: list.fallbacks, alive: (id) => placement.alive(id), sloppy });
@@ -1028,6 +1027,27 @@ export class Coordinator {
     return { ok: true, plan: { n, spec, targets, primaries: list.primaries.length, uncovered } };
   }
 
+  /**
+   * The levels a request asks for (`r` and `pr`, or `w` and `pw`), from the request, then the
+   * bucket, then the cluster, checked against the bucket's `n`.
+   */
+  private levels(
+    bucket: string,
+    levelIn: LevelInput | undefined,
+    primaryIn: LevelInput | undefined,
+    name: 'r' | 'w',
+  ): { ok: true; n: number; level: Level; primaryLevel: Level } | { ok: false; error: ChorusError } {
+    const props = this.deps.placement.bucketProps(bucket);
+    const n = props.n ?? this.init.replication.n;
+    const primaryName: LevelName = name === 'r' ? 'pr' : 'pw';
+    const level = levelIn !== undefined ? checkLevel(name, levelIn, n) : bucketLevel(name, props[name], n, this.init.replication[name]);
+    if (!level.ok) return level;
+    const primaryLevel = primaryIn === undefined ? { ok: true as const, level: this.init.replication[primaryName] } : checkLevel(primaryName, primaryIn, n);
+    if (!primaryLevel.ok) return primaryLevel;
+    if (typeof level.level === 'number' && level.level > n) return { ok: false, error: new InvalidRequestError(`${name}=${level.level} exceeds n=${n}`, { field: name, n }) };
+    return { ok: true, n, level: level.level, primaryLevel: primaryLevel.level };
+  }
+
   private timeoutTicks(timeoutMs: number | undefined): number {
     return Math.max(1, Math.ceil((timeoutMs ?? this.init.requestTimeoutMs) / this.init.tickMs));
   }
@@ -1038,12 +1058,6 @@ function selfFirst(targets: readonly ReplicaTarget[], self: string): readonly Re
   const index = targets.findIndex((t) => t.node === self);
   if (index <= 0) return targets;
   return [targets[index] as ReplicaTarget, ...targets.slice(0, index), ...targets.slice(index + 1)];
-}
-
-/** Whether `node` is among the targets as a primary (not as a fallback keeping a hint). */
-function isPrimaryTarget(targets: readonly ReplicaTarget[], node: string): boolean {
-  for (const target of targets) if (target.node === node) return target.primary && target.hintFor === undefined;
-  return false;
 }
 
 /** How many targets, from the front, a read asks first: enough for `required` answers and `primariesRequired` primaries. */

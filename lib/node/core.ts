@@ -165,7 +165,7 @@ export class NodeCore {
   /** The last tick at which some member was suspect or dead (reaping waits a grace period past it). */
   private unhealthyAt = 0;
   /** Primaries per (vnode, n) of the current ring. */
-  private primariesCache: { ring: Ring; lists: Map<number, readonly string[]> } | undefined;
+  private primariesCache: { ring: Ring; lists: Map<number, PreferenceList> } | undefined;
   /** The ring, rebuilt when the member table changed in a way that moves it. */
   private ringCache: { version: string; key: string; ring: Ring } | undefined;
   /** The ring of the change under way (members joining or up), when it differs from the ring. */
@@ -699,19 +699,23 @@ export class NodeCore {
    */
   private preferenceListOf(token: number, n: number): PreferenceList {
     const ring = this.ring();
-    const cache = (this.primariesCache ??= { ring, lists: new Map<number, readonly string[]>() });
+    const cache = (this.primariesCache ??= { ring, lists: new Map<number, PreferenceList>() });
     if (cache.ring !== ring) {
       cache.ring = ring;
       cache.lists.clear();
     }
     const slot = ring.vnodeCount === 0 ? -1 : ring.successor(token) * PRIMARIES_N_MAX + Math.min(n, PRIMARIES_N_MAX - 1);
-    let primaries: readonly string[] | undefined = cache.lists.get(slot);
-    if (primaries === undefined) {
-      primaries = preferenceList(ring, token, n, { fallbacks: 0 }).primaries;
-      cache.lists.set(slot, primaries);
+    // Kept as the list a key gets when all its primaries are alive, so that case allocates nothing.
+    let allAlive = cache.lists.get(slot);
+    if (allAlive === undefined) {
+      allAlive = { primaries: preferenceList(ring, token, n, { fallbacks: 0 }).primaries, fallbacks: [] };
+      cache.lists.set(slot, allAlive);
     }
+    const primaries = allAlive.primaries;
     const pending = this.pendingOf(token, n, primaries);
-    if (primaries.every((id: string) => this.isAlive(id))) return pending === undefined ? { primaries, fallbacks: [] } : { primaries, fallbacks: [], pending };
+    let alive = true;
+    for (const id of primaries) alive &&= this.isAlive(id);
+    if (alive) return pending === undefined ? allAlive : { primaries, fallbacks: [], pending };
     const list = preferenceList(ring, token, n, { alive: (id) => this.isAlive(id) });
     return pending === undefined ? list : { ...list, pending };
   }
