@@ -189,6 +189,8 @@ interface Pending {
   cleanup: (() => void) | undefined;
   /** The node (address or id) an admin request must reach, when the caller named one. */
   readonly node: string | undefined;
+  /** The link the first send takes when it is ready; cleared once used. */
+  prefer: Link | undefined;
 }
 
 /** Before a node announced its limits, only the shape of a request is checked here. */
@@ -335,24 +337,24 @@ export class Client {
    * A node that cannot pair the read (its level needs other replicas) coordinates it at once.
    */
   private async read(request: Mutable<GetRequest>, options: RequestOptions): Promise<GetReply> {
-    const pair = this.pairFor(request);
-    if (pair !== undefined) {
+    const pairing = this.pairFor(request);
+    if (pairing !== undefined) {
       const startedAt = performance.now();
-      request.pair = pair.id;
-      const theirs: { done: boolean; digest: ObjectDigest | undefined } = { done: false, digest: undefined };
-      const digest = this.request({ t: 'dget', id: 0, b: request.b, k: request.k, timeout: request.timeout }, options, pair.id).then(
-        (reply) => {
-          theirs.done = true;
-          if (reply.t === 'dget-ok') theirs.digest = reply.dg;
-        },
-        () => {
-          theirs.done = true;
-        },
+      request.pair = pairing.pair;
+      const theirs: PairDigest = { done: false, digest: undefined, wake: undefined };
+      const settle = (digest: ObjectDigest | undefined): void => {
+        theirs.done = true;
+        theirs.digest = digest;
+        theirs.wake?.();
+      };
+      this.request({ t: 'dget', id: 0, b: request.b, k: request.k, timeout: request.timeout }, options, pairing.pair, pairing.pairLink).then(
+        (reply) => settle(reply.t === 'dget-ok' ? reply.dg : undefined),
+        () => settle(undefined),
       );
-      const reply = await this.request(request, options);
+      const reply = await this.request(request, options, undefined, pairing.firstLink);
       if (reply.t !== 'get-ok') throw unexpected(reply);
       if (reply.dg === undefined) return reply;
-      if (!theirs.done) await within(digest, PAIR_DIGEST_WAIT_MS);
+      if (!theirs.done) await untilSettled(theirs, PAIR_DIGEST_WAIT_MS);
       if (theirs.digest !== undefined && sameDigest(reply.dg, theirs.digest)) return reply;
       this.pairsUnsettled++;
       delete request.pair;
@@ -370,17 +372,26 @@ export class Client {
    * bucket gives it; the cluster's default is taken to be quorum) needs two answers, and there
    * is room for a second request in flight. Undefined when the get goes unpaired.
    */
-  private pairFor(request: GetRequest): TopologyMember | undefined {
+  private pairFor(request: GetRequest): { readonly pair: string; readonly pairLink: Link; readonly firstLink: Link } | undefined {
     const placement = this.placement;
     if (placement === undefined || this.pending.size + 2 > CLIENT_INFLIGHT_MAX) return undefined;
     const level = request.r ?? placement.topology.buckets[request.b]?.r ?? 'quorum';
     const n = placement.replicas(request.b);
     const required = level === 'quorum' ? Math.floor(n / 2) + 1 : level === 'one' ? 1 : level === 'all' ? n : level;
     if (required !== 2) return undefined;
-    const usable = (link: Link | undefined): link is Link => link !== undefined && link.ready;
-    const candidates = placement.primaries(request.b, request.k).filter((m) => m.live === 'alive' && this.linkFor(m, usable) !== undefined);
+    const candidates: { readonly id: string; readonly link: Link }[] = [];
+    for (const member of placement.primaries(request.b, request.k)) {
+      if (member.live !== 'alive') continue;
+      const link = this.linkFor(member, isReady);
+      if (link !== undefined) candidates.push({ id: member.id, link });
+    }
     if (candidates.length < 2) return undefined;
-    return candidates[(this.readTurn + 1) % candidates.length];
+    // The get goes where an unpaired read would (successive reads rotate over the primaries),
+    // and the pair is the next one.
+    const turn = this.readTurn++;
+    const first = candidates[turn % candidates.length] as { id: string; link: Link };
+    const pair = candidates[(turn + 1) % candidates.length] as { id: string; link: Link };
+    return { pair: pair.id, pairLink: pair.link, firstLink: first.link };
   }
 
   /** Paired gets sent again unpaired: the two replicas differed, or the pair did not answer in time. */
@@ -510,7 +521,12 @@ export class Client {
   }
 
   /** Sends a request built by the caller for this call alone: its `id` is set here. */
-  private request(request: Mutable<ClientRequest>, options: RequestOptions, node?: string): Promise<ClientReply> {
+  /**
+   * Sends a request built by the caller for this call alone: its `id` is set here. `node`
+   * binds it to one node; `prefer` is the link its first send takes, when ready (a resend
+   * after that link dropped is routed as usual).
+   */
+  private request(request: Mutable<ClientRequest>, options: RequestOptions, node?: string, prefer?: Link): Promise<ClientReply> {
     if (this.closed) return Promise.reject(new ClosedError('client is closed'));
     if (options.signal?.aborted) return Promise.reject(new AbortedError('request aborted before it was sent'));
     if (this.pending.size >= CLIENT_INFLIGHT_MAX) {
@@ -536,6 +552,7 @@ export class Client {
         retried: false,
         cleanup: undefined,
         node,
+        prefer,
       };
       const signal = options.signal;
       if (signal) {
@@ -563,7 +580,14 @@ export class Client {
 
   /** Sends to the link `route` picks, never `exclude`; false when none is ready. */
   private dispatch(pending: Pending, exclude?: Link): boolean {
-    const link = pending.node === undefined ? this.route(pending.request, exclude) : this.linkTo(pending.node, exclude);
+    const prefer = pending.prefer;
+    pending.prefer = undefined;
+    const link =
+      prefer !== undefined && prefer !== exclude && prefer.ready
+        ? prefer
+        : pending.node === undefined
+          ? this.route(pending.request, exclude)
+          : this.linkTo(pending.node, exclude);
     if (link === undefined) return false;
     // Whole milliseconds: the wire's timeout is an integer, and the monotonic clock is not.
     if (pending.sent) pending.request.timeout = Math.max(1, Math.floor(Math.min(pending.timeoutMs, pending.deadline - performance.now())));
@@ -753,17 +777,26 @@ export class Client {
   }
 }
 
-/** Resolves once `promise` settles or `ms` have passed, whichever comes first. */
-async function within(promise: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
+/** The pair's half of a paired get: its digest once answered, and who waits for it. */
+interface PairDigest {
+  done: boolean;
+  digest: ObjectDigest | undefined;
+  wake: (() => void) | undefined;
+}
+
+/** Resolves once the pair has answered or `ms` have passed, whichever comes first. */
+function untilSettled(theirs: PairDigest, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    theirs.wake = () => {
+      clearTimeout(timer);
+      resolve();
+    };
   });
-  try {
-    await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
+}
+
+function isReady(link: Link | undefined): link is Link {
+  return link !== undefined && link.ready;
 }
 
 function decodeStored<T>(bytes: Uint8Array): T {
