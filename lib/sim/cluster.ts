@@ -27,10 +27,10 @@
 
 import { DATA_LIMITS_DEFAULT } from '../base/limits.js';
 import { Prng } from '../base/prng.js';
-import type { AdminRequest, ClientReply, ClientRequest, DeleteRequest, FetchRequest, GetRequest, MemberState, PutRequest, UpdateRequest } from '../codec/messages.js';
+import type { AdminRequest, ClientReply, ClientRequest, DeleteRequest, DigestRequest, FetchRequest, GetRequest, MemberState, PutRequest, UpdateRequest } from '../codec/messages.js';
 
 /** A data request as a simulated client sends it; the cluster numbers it. */
-export type DataRequestWithoutId = Omit<PutRequest, 'id'> | Omit<GetRequest, 'id'> | Omit<DeleteRequest, 'id'> | Omit<UpdateRequest, 'id'> | Omit<FetchRequest, 'id'>;
+export type DataRequestWithoutId = Omit<PutRequest, 'id'> | Omit<GetRequest, 'id'> | Omit<DigestRequest, 'id'> | Omit<DeleteRequest, 'id'> | Omit<UpdateRequest, 'id'> | Omit<FetchRequest, 'id'>;
 import type { MemberView } from '../membership/membership.js';
 import { PROFILES, profileTicks, type Profile } from '../membership/profile.js';
 import { decodePeers, decodeStatus, decodeUint, encodeUint, INCARNATION_RESERVE, META_INCARNATION, META_METADATA, META_PEERS, META_STATUS, NodeCore, type ReplicationStats } from '../node/core.js';
@@ -659,12 +659,12 @@ export class SimCluster {
 }
 
 /** The replication counters the simulator sums across processes. */
-export const REPLICATION_COUNTERS = ['readRepairs', 'forwarded', 'reapsSent', 'handoffBatchesReceived', 'tombstonesReaped', 'hintsDelivered', 'hintsDropped'] as const;
+export const REPLICATION_COUNTERS = ['readRepairs', 'pairedReads', 'forwarded', 'reapsSent', 'handoffBatchesReceived', 'tombstonesReaped', 'hintsDelivered', 'hintsDropped'] as const;
 
 export type ReplicationCounters = Record<(typeof REPLICATION_COUNTERS)[number], number>;
 
 function zeroCounters(): ReplicationCounters {
-  return { readRepairs: 0, forwarded: 0, reapsSent: 0, handoffBatchesReceived: 0, tombstonesReaped: 0, hintsDelivered: 0, hintsDropped: 0 };
+  return { readRepairs: 0, pairedReads: 0, forwarded: 0, reapsSent: 0, handoffBatchesReceived: 0, tombstonesReaped: 0, hintsDelivered: 0, hintsDropped: 0 };
 }
 
 function replicationCounters(stats: ReplicationStats): ReplicationCounters {
@@ -676,6 +676,7 @@ function replicationCounters(stats: ReplicationStats): ReplicationCounters {
   }
   return {
     readRepairs: stats.readRepairs,
+    pairedReads: stats.pairedReads,
     forwarded: stats.forwarded,
     reapsSent: stats.reapsSent,
     handoffBatchesReceived: stats.handoffBatchesReceived,

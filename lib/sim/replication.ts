@@ -141,6 +141,8 @@ function measure(
     hintsDropped: totals.hintsDropped,
     handoffBatches: totals.handoffBatchesReceived,
     readRepairs: totals.readRepairs,
+    pairedReads: totals.pairedReads,
+    pairsUnsettled: workload.unsettledPairs,
     forwarded: totals.forwarded,
     tombstonesReaped: totals.tombstonesReaped,
     convergeTicks: ticks.convergedTick - ticks.healTick,

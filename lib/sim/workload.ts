@@ -7,7 +7,11 @@
  * of the key (or of its last put, when the reply carried one); gets at `r=quorum` and
  * sometimes `r=one`; and deletes, most with a context. Every request goes to a node drawn
  * at random among those whose process exists (a paused node takes the request and answers
- * once it resumes), as a client library spreading its load would.
+ * once it resumes), as a client library spreading its load would. Some quorum gets are
+ * paired as the SDK pairs them: the get names another node as its pair, which the client
+ * asks for its digest (`dget`) at the same time; a node that answers with its own copy and
+ * digest completes the read only if the pair's digest is the same, and otherwise, or when
+ * the pair is silent for PAIR_WAIT_TICKS after that answer, the get is sent again unpaired.
  *
  * The history records, for each operation, the tick it was invoked and the tick its reply
  * was seen, the node asked, the value written, which earlier operation's context it carried,
@@ -21,7 +25,8 @@
 
 import type { Prng } from '../base/prng.js';
 import { decodeContext } from '../clock/context.js';
-import type { ClientReply, Level } from '../codec/messages.js';
+import { sameDigest } from '../codec/digest.js';
+import type { ClientReply, GetReply, Level } from '../codec/messages.js';
 import type { DataRequestWithoutId, SimCluster, SimNode } from './cluster.js';
 
 export type OperationKind = 'put' | 'get' | 'del';
@@ -35,8 +40,10 @@ export interface Operation {
   readonly key: string;
   /** The node the request went to. */
   readonly node: string;
-  /** The cluster's request id, under which its reply is found. */
-  readonly requestId: number;
+  /** The cluster's request id, under which its reply is found (a paired get sent again unpaired gets a new one). */
+  requestId: number;
+  /** A paired get: the pair's `dget`, and the get's own answer while the client waits for the pair's. */
+  pair?: { readonly node: string; readonly requestId: number; answer: GetReply | undefined; answeredTick: number } | undefined;
   readonly invokeTick: number;
   /** `r` of a get, `w` of a put or delete. */
   readonly level: Level;
@@ -69,6 +76,8 @@ export interface WorkloadOptions {
   readonly deleteContextChance: number;
   /** Chance that a get asks `r=one` rather than `r=quorum`. */
   readonly readOneChance: number;
+  /** Chance that a quorum get is paired (see above). */
+  readonly pairChance: number;
   /** The `w` levels puts and deletes choose from. */
   readonly writeLevels: readonly Level[];
   /** Ticks a client waits between operations, at most. */
@@ -91,6 +100,7 @@ export const WORKLOAD_DEFAULTS: WorkloadOptions = {
   putContextChance: 0.75,
   deleteContextChance: 0.8,
   readOneChance: 0.25,
+  pairChance: 0.5,
   writeLevels: ['quorum', 2],
   thinkTicksMax: 10,
   // The node's request timeout (500 ticks at the sim's 5 s and 10 ms ticks), plus a forward's grace.
@@ -115,6 +125,7 @@ export class Workload {
   private readonly clients: Client[];
   private readonly operations: Operation[] = [];
   private issuing = true;
+  private pairsUnsettled = 0;
 
   constructor(deps: { readonly cluster: SimCluster; readonly prng: Prng }, options: Partial<WorkloadOptions> = {}) {
     this.cluster = deps.cluster;
@@ -126,6 +137,11 @@ export class Workload {
 
   get history(): readonly Operation[] {
     return this.operations;
+  }
+
+  /** Paired gets sent again unpaired: the copies differed, or the pair was silent. */
+  get unsettledPairs(): number {
+    return this.pairsUnsettled;
   }
 
   /** Whether every client has its answer (or gave up waiting). */
@@ -144,9 +160,11 @@ export class Workload {
     for (const client of this.clients) {
       const pending = client.pending;
       if (pending !== undefined) {
-        const reply = this.cluster.replyTo(pending.requestId);
-        if (reply !== undefined) this.complete(client, pending, reply, now);
-        else if (now - pending.invokeTick >= this.options.clientTimeoutTicks) this.giveUp(client, pending, now);
+        const waiting = pending.pair?.answer;
+        const reply = waiting === undefined ? this.cluster.replyTo(pending.requestId) : undefined;
+        if (waiting !== undefined) this.settlePair(client, pending, now);
+        else if (reply !== undefined) this.answered(client, pending, reply, now);
+        if (client.pending === pending && now - pending.invokeTick >= this.options.clientTimeoutTicks) this.giveUp(client, pending, now);
       }
       if (client.pending === undefined && this.issuing && now >= client.nextTick) this.issue(client, now);
     }
@@ -157,7 +175,8 @@ export class Workload {
     if (nodes.length === 0) return;
     const key = this.prng.pick(this.keys);
     const { bucket, mix } = this.options;
-    const node = this.prng.pick(this.options.route === 'primary' ? this.primariesUp(key, nodes) : nodes);
+    const candidates = this.options.route === 'primary' ? this.primariesUp(key, nodes) : nodes;
+    const node = this.prng.pick(candidates);
     const roll = this.prng.next() * (mix.put + mix.get + mix.del);
     const kind: OperationKind = roll < mix.put ? 'put' : roll < mix.put + mix.get ? 'get' : 'del';
     const known = client.contexts.get(key);
@@ -165,9 +184,16 @@ export class Workload {
     let level: Level;
     let value: string | undefined;
     let contextFrom: Operation | undefined;
+    let pair: Operation['pair'];
     if (kind === 'get') {
       level = this.prng.chance(this.options.readOneChance) ? 'one' : 'quorum';
       request = { t: 'get', b: bucket, k: key, r: level };
+      const others = candidates.filter((other) => other !== node);
+      if (level === 'quorum' && others.length > 0 && this.prng.chance(this.options.pairChance)) {
+        const to = this.prng.pick(others);
+        request = { ...request, pair: to.id };
+        pair = { node: to.id, requestId: this.cluster.request(to.id, { t: 'dget', b: bucket, k: key }), answer: undefined, answeredTick: 0 };
+      }
     } else {
       level = this.prng.pick(this.options.writeLevels);
       const chance = kind === 'put' ? this.options.putContextChance : this.options.deleteContextChance;
@@ -190,6 +216,7 @@ export class Workload {
       key,
       node: node.id,
       requestId,
+      pair,
       invokeTick: now,
       level,
       value,
@@ -204,6 +231,29 @@ export class Workload {
     client.pending = operation;
     // The reply may have come at once (a request refused before anything was sent).
     const reply = this.cluster.replyTo(requestId);
+    if (reply !== undefined) this.answered(client, operation, reply, now);
+  }
+
+  /** A node answered: the operation is complete, unless it is a paired get's half that waits for the pair. */
+  private answered(client: Client, operation: Operation, reply: ClientReply, now: number): void {
+    const pair = operation.pair;
+    if (pair === undefined || reply.t !== 'get-ok' || reply.dg === undefined) return this.complete(client, operation, reply, now);
+    pair.answer = reply;
+    pair.answeredTick = now;
+    this.settlePair(client, operation, now);
+  }
+
+  /** A paired get with the node's answer: complete on the same digest, send it again unpaired on another or on silence. */
+  private settlePair(client: Client, operation: Operation, now: number): void {
+    const pair = operation.pair as NonNullable<Operation['pair']>;
+    const answer = pair.answer as GetReply;
+    const theirs = this.cluster.replyTo(pair.requestId);
+    if (theirs === undefined && now - pair.answeredTick < PAIR_WAIT_TICKS) return;
+    if (theirs?.t === 'dget-ok' && sameDigest(answer.dg ?? [], theirs.dg)) return this.complete(client, operation, answer, now);
+    this.pairsUnsettled++;
+    operation.pair = undefined;
+    operation.requestId = this.cluster.request(operation.node, { t: 'get', b: this.options.bucket, k: operation.key, r: operation.level });
+    const reply = this.cluster.replyTo(operation.requestId);
     if (reply !== undefined) this.complete(client, operation, reply, now);
   }
 
@@ -258,6 +308,9 @@ export class Workload {
     operation.code = 'NO_REPLY';
   }
 }
+
+/** Ticks a paired get waits for the pair's digest after the node answered (the SDK's 50 ms at 10 ms ticks). */
+export const PAIR_WAIT_TICKS = 5;
 
 /** Refused before any replica was contacted: the node says so, or the request itself was wrong. */
 export function definitelyNotApplied(reply: Extract<ClientReply, { t: 'err' }>): boolean {

@@ -459,7 +459,8 @@ function runSeeds(scenario: string, seedList: readonly number[]): string[] {
   console.log(
     `      ${scenario}: ${passed}/${seedList.length} seeds passed in ${Math.round(performance.now() - startedMs)} ms; over the passing seeds: ` +
       `${total('acknowledged')} operations acknowledged (${total('putsAcknowledged')} puts, ${total('deletesAcknowledged')} deletes), ${total('unknown')} unknown, ` +
-      `${total('faults')} faults, ${total('hintsDelivered')} hints delivered, ${total('readRepairs')} read repairs, ${total('tombstonesReaped')} tombstones reaped`,
+      `${total('faults')} faults, ${total('hintsDelivered')} hints delivered, ${total('readRepairs')} read repairs, ${total('tombstonesReaped')} tombstones reaped, ` +
+      `${total('pairedReads')} paired reads answered (${total('pairsUnsettled')} sent again unpaired)`,
   );
   return failures;
 }
