@@ -167,9 +167,9 @@ export class NodeCore {
   /** Primaries per (vnode, n) of the current ring. */
   private primariesCache: { ring: Ring; lists: Map<number, PreferenceList> } | undefined;
   /** The ring, rebuilt when the member table changed in a way that moves it. */
-  private ringCache: { version: string; key: string; ring: Ring } | undefined;
+  private ringCache: RingCache | undefined;
   /** The ring of the change under way (members joining or up), when it differs from the ring. */
-  private futureCache: { version: string; key: string; ring: Ring } | undefined;
+  private futureCache: RingCache | undefined;
   private futurePrimaries: { ring: Ring; lists: Map<number, readonly string[]> } | undefined;
   /** This node's transfers for the change under way, and the rings they were planned for. */
   private transfers: TransferTask[] = [];
@@ -906,9 +906,11 @@ export class NodeCore {
   }
 
   private ringOf(which: 'current' | 'future'): Ring {
-    const version = `${this.membership.version} ${this.metadata.removedVersion}`;
+    // Compared as numbers: this runs several times per request.
+    const version = this.membership.version;
+    const removedVersion = this.metadata.removedVersion;
     const cache = which === 'current' ? this.ringCache : this.futureCache;
-    if (cache?.version === version) return cache.ring;
+    if (cache !== undefined && cache.version === version && cache.removedVersion === removedVersion) return cache.ring;
     const removed = this.metadata.removedMembers();
     const statuses = which === 'current' ? ['up', 'leaving'] : ['joining', 'up'];
     const members = this.membership
@@ -917,11 +919,19 @@ export class NodeCore {
       .map((m) => ({ id: m.id, zone: m.zone, vnodes: m.vnodes }));
     const key = members.map((m) => `${m.id} ${m.zone} ${m.vnodes}`).join('\n');
     const ring = cache?.key === key ? cache.ring : buildRing(members);
-    const entry = { version, key, ring };
+    const entry = { version, removedVersion, key, ring };
     if (which === 'current') this.ringCache = entry;
     else this.futureCache = entry;
     return ring;
   }
+}
+
+/** A ring, the member-table and removal versions it was built at, and the members it was built of. */
+interface RingCache {
+  readonly version: number;
+  readonly removedVersion: number;
+  readonly key: string;
+  readonly ring: Ring;
 }
 
 /** A stored object as an operator sees it: live values, its clock, whether only tombstones remain. */
