@@ -111,18 +111,24 @@ export class ClusterMetadata {
   }
 
   bucket(name: string): BucketProps | undefined {
-    return this.listBuckets()[name];
+    const buckets = this.listBuckets();
+    // Own properties only: a bucket named `constructor` is not Object's.
+    return Object.hasOwn(buckets, name) ? buckets[name] : undefined;
   }
 
   listBuckets(): Readonly<Record<string, BucketProps>> {
     if (this.buckets !== undefined) return this.buckets;
-    const out: Record<string, Record<string, unknown>> = {};
+    const byBucket = new Map<string, [string, unknown][]>();
     for (const key of [...this.props.keys()].sort()) {
       const split = key.indexOf('\u0000');
       const bucket = key.slice(0, split);
-      (out[bucket] ??= {})[key.slice(split + 1)] = this.props.get(key);
+      let props = byBucket.get(bucket);
+      if (props === undefined) byBucket.set(bucket, (props = []));
+      props.push([key.slice(split + 1), this.props.get(key)]);
     }
-    this.buckets = out as Record<string, BucketProps>;
+    // Built with Object.fromEntries, which defines own properties: assigning to an object
+    // would, for a bucket named `__proto__`, set the properties on Object.prototype itself.
+    this.buckets = Object.fromEntries([...byBucket].map(([bucket, props]) => [bucket, Object.fromEntries(props) as BucketProps]));
     return this.buckets;
   }
 }

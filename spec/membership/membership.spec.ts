@@ -238,6 +238,17 @@ describe('membership state machine', () => {
     expect(net.liveOf('a', 'b')).to.equal('alive');
   });
 
+  it('keeps buckets named like Object properties apart from Object.prototype', () => {
+    const metadata = new ClusterMetadata(new Prng(7));
+    metadata.setBucket('__proto__', { n: 2 });
+    metadata.setBucket('constructor', { r: 'one' });
+    expect(({} as { n?: number }).n, 'Object.prototype untouched').to.equal(undefined);
+    expect(metadata.bucket('__proto__')).to.deep.equal({ n: 2 });
+    expect(metadata.bucket('constructor')).to.deep.equal({ r: 'one' });
+    expect(metadata.bucket('toString'), 'a bucket never set').to.equal(undefined);
+    expect(Object.keys(metadata.listBuckets()).sort()).to.deep.equal(['__proto__', 'constructor']);
+  });
+
   it('merges bucket properties set at different nodes through push-pull', () => {
     const net = cluster(['a', 'b', 'c']);
     (net.metadata.get('a') as ClusterMetadata).setBucket('users', { n: 3, w: 2 });
