@@ -367,10 +367,11 @@ export class Client {
   }
 
   /**
-   * The replica to pair a get with: the primary after the one `route` will choose, when the
-   * key has two alive primaries with ready links, the read's level (as the request or the
-   * bucket gives it; the cluster's default is taken to be quorum) needs two answers, and there
-   * is room for a second request in flight. Undefined when the get goes unpaired.
+   * Where a paired get goes: the primary an unpaired read would take (reads rotate over the
+   * key's alive primaries with ready links) and the next one, its pair. Undefined, and the get
+   * goes unpaired, unless the key has two such primaries, the read's level (as the request or
+   * the bucket gives it; the cluster's default is taken to be quorum) needs two answers, and
+   * there is room for a second request in flight.
    */
   private pairFor(request: GetRequest): { readonly pair: string; readonly pairLink: Link; readonly firstLink: Link } | undefined {
     const placement = this.placement;
@@ -386,8 +387,6 @@ export class Client {
       if (link !== undefined) candidates.push({ id: member.id, link });
     }
     if (candidates.length < 2) return undefined;
-    // The get goes where an unpaired read would (successive reads rotate over the primaries),
-    // and the pair is the next one.
     const turn = this.readTurn++;
     const first = candidates[turn % candidates.length] as { id: string; link: Link };
     const pair = candidates[(turn + 1) % candidates.length] as { id: string; link: Link };
@@ -520,7 +519,6 @@ export class Client {
     return bytes;
   }
 
-  /** Sends a request built by the caller for this call alone: its `id` is set here. */
   /**
    * Sends a request built by the caller for this call alone: its `id` is set here. `node`
    * binds it to one node; `prefer` is the link its first send takes, when ready (a resend

@@ -164,7 +164,7 @@ export class NodeCore {
   private peersKept: string | undefined;
   /** The last tick at which some member was suspect or dead (reaping waits a grace period past it). */
   private unhealthyAt = 0;
-  /** Primaries per (vnode, n) of the current ring. */
+  /** Per (vnode, n) of the current ring: the preference list while all its primaries are alive. */
   private primariesCache: { ring: Ring; lists: Map<number, PreferenceList> } | undefined;
   /** The ring, rebuilt when the member table changed in a way that moves it. */
   private ringCache: RingCache | undefined;
