@@ -39,7 +39,7 @@ import { checkBucketKey, checkValue } from '../codec/request-limits.js';
 import { REQUEST_TIMEOUT_MS_MAX } from '../base/limits.js';
 import { randomBytes } from 'node:crypto';
 import { sameDigest, type ObjectDigest } from '../codec/digest.js';
-import type { AdminRequest, ClientReply, ClientRequest, DeleteRequest, ErrorReply, FetchRequest, GetReply, GetRequest, Level, PutRequest, UpdateRequest } from '../codec/messages.js';
+import { PAIRED_READS_VERSION, type AdminRequest, type ClientReply, type ClientRequest, type DeleteRequest, type ErrorReply, type FetchRequest, type GetReply, type GetRequest, type Level, type PutRequest, type UpdateRequest } from '../codec/messages.js';
 import { CounterHandle, DocHandle, FlagHandle, MapHandle, RegisterHandle, SetHandle, type FetchOptions, type FetchResult, type TypedType, type UpdateOptions, type UpdateResult } from './typed.js';
 import { contextFromString, contextToString, type Context } from './context.js';
 import {
@@ -368,10 +368,11 @@ export class Client {
 
   /**
    * Where a paired get goes: the primary an unpaired read would take (reads rotate over the
-   * key's alive primaries with ready links) and the next one, its pair. Undefined, and the get
-   * goes unpaired, unless the key has two such primaries, the read's level (as the request or
-   * the bucket gives it; the cluster's default is taken to be quorum) needs two answers, and
-   * there is room for a second request in flight.
+   * key's alive primaries with ready links that speak paired gets, protocol 2) and the next
+   * one, its pair. Undefined, and the get goes unpaired, unless the key has two such
+   * primaries, the read's level (as the request or the bucket gives it; the cluster's default
+   * is taken to be quorum) needs two answers, and there is room for a second request in
+   * flight.
    */
   private pairFor(request: GetRequest): { readonly pair: string; readonly pairLink: Link; readonly firstLink: Link } | undefined {
     const placement = this.placement;
@@ -384,7 +385,8 @@ export class Client {
     for (const member of placement.primaries(request.b, request.k)) {
       if (member.live !== 'alive') continue;
       const link = this.linkFor(member, isReady);
-      if (link !== undefined) candidates.push({ id: member.id, link });
+      // A node of an older build would refuse the `pair` field and `dget`: it is never paired.
+      if (link !== undefined && (link.welcome?.v ?? 0) >= PAIRED_READS_VERSION) candidates.push({ id: member.id, link });
     }
     if (candidates.length < 2) return undefined;
     const turn = this.readTurn++;

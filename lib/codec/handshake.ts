@@ -34,9 +34,12 @@ export function verifyProof(
   return proof.byteLength === expected.byteLength && timingSafeEqual(proof, expected);
 }
 
-/** The highest version both ranges contain, or undefined when they do not overlap. */
-export function negotiateVersion(vmin: number, vmax: number): number | undefined {
+/**
+ * The highest version both ranges contain, or undefined when they do not overlap; `ownMax`
+ * caps this side's range (an acceptor offering an older protocol).
+ */
+export function negotiateVersion(vmin: number, vmax: number, ownMax = PROTOCOL_VERSION_MAX): number | undefined {
   const low = Math.max(vmin, PROTOCOL_VERSION_MIN);
-  const high = Math.min(vmax, PROTOCOL_VERSION_MAX);
+  const high = Math.min(vmax, ownMax);
   return low <= high ? high : undefined;
 }

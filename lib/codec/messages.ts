@@ -18,9 +18,16 @@ import { ERROR_CODES } from '../base/errors.js';
 import { FRAME_MESSAGES_MAX, REQUEST_TIMEOUT_MS_MAX } from '../base/limits.js';
 import { CLIENT_REPLY_CHECKS, CLIENT_REQUEST_CHECKS, PEER_MESSAGE_CHECKS, passesCheck, type MessageCheck } from './hot-checks.js';
 
-/** The protocol versions this build speaks. */
+/**
+ * The protocol versions this build speaks. 1: the first wire. 2: paired gets (`get` with
+ * `pair`, `dget`, `get-ok` with `dg`); an SDK pairs a read only over links that agreed on 2
+ * or later, so a client of this build keeps working with nodes of the previous one.
+ */
 export const PROTOCOL_VERSION_MIN = 1;
-export const PROTOCOL_VERSION_MAX = 1;
+export const PROTOCOL_VERSION_MAX = 2;
+
+/** The first protocol version with paired gets. */
+export const PAIRED_READS_VERSION = 2;
 
 /** Bytes of a handshake nonce; 16 random bytes make a replayed proof useless. */
 export const NONCE_BYTES = 16;

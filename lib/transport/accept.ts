@@ -48,6 +48,8 @@ export interface AcceptOptions<ClientIn, PeerIn> {
   readonly onClient: (conn: Connection<ClientIn, unknown>, info: AcceptedInfo) => void;
   readonly onPeer: (conn: Connection<PeerIn, unknown>, info: AcceptedInfo) => void;
   readonly onRefused: (info: { role: Role; remote: string; reason: string }) => void;
+  /** The highest protocol version offered (PROTOCOL_VERSION_MAX unless given): lets a spec stand in for a node of an older build. */
+  readonly versionMax?: number;
 }
 
 export interface AcceptedInfo {
@@ -141,8 +143,9 @@ function handshake<ClientIn, PeerIn>(ws: WebSocket, role: Role, remote: string, 
       hello = message;
       if (message.role !== role) return refuse(`role ${message.role} connected on the ${role} path`);
       if (message.cluster !== options.cluster) return refuse(`cluster name mismatch: this node belongs to "${options.cluster}"`);
-      const chosen = negotiateVersion(message.vmin, message.vmax);
-      if (chosen === undefined) return refuse(`no common protocol version: this node speaks ${PROTOCOL_VERSION_MIN}..${PROTOCOL_VERSION_MAX}`);
+      const versionMax = options.versionMax ?? PROTOCOL_VERSION_MAX;
+      const chosen = negotiateVersion(message.vmin, message.vmax, versionMax);
+      if (chosen === undefined) return refuse(`no common protocol version: this node speaks ${PROTOCOL_VERSION_MIN}..${versionMax}`);
       if (role === 'peer' && !message.node) return refuse('a peer must name its node id');
       if (role === 'peer' && message.node === options.nodeId) return refuse(SELF_CONNECTION_REASON);
       if (message.nonce.byteLength !== NONCE_BYTES) return refuse(`nonce must be ${NONCE_BYTES} bytes`);

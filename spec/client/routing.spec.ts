@@ -150,6 +150,8 @@ class FakeCluster {
   topology: (() => Topology) | 'unknown' = () => this.describe();
   n = 2;
   left = new Set<string>();
+  /** Nodes that speak only protocol version 1, as a node of the build before paired gets. */
+  readonly oldProtocol = new Set<string>();
 
   async start(count: number): Promise<void> {
     for (let i = 1; i <= count; i++) this.nodes.push(await this.startNode(`n${i}`));
@@ -224,6 +226,7 @@ class FakeCluster {
       },
       onPeer: (conn) => conn.close(1008, 'no peers here'),
       onRefused: () => undefined,
+      ...(this.oldProtocol.has(id) ? { versionMax: 1 } : {}),
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
     (node as { address: string }).address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -441,5 +444,26 @@ describe('client: routing against fake nodes', function () {
     pairDigest = ours;
     await client.get('b', key, { r: 'one' });
     expect(requests().map((r) => r.t), 'r=one is never paired').to.deep.equal(['get']);
+  });
+
+  it('never pairs with a node that speaks only the protocol before paired gets', async () => {
+    await cluster.stop();
+    cluster = new FakeCluster();
+    cluster.oldProtocol.add('n3');
+    await cluster.start(3);
+    client = await connect({ nodes: cluster.nodes.map((n) => n.address) });
+    await waitUntil(() => client?.topology() !== undefined && client.connectedNodes.length === 3, 'the topology and three links');
+    const placement = new Placement(cluster.describe());
+    const keyWith = (wanted: boolean): string => {
+      for (let i = 0; ; i++) if (placement.primaries('b', `k${i}`).some((m) => m.id === 'n3') === wanted) return `k${i}`;
+    };
+    for (let i = 0; i < 4; i++) await client.get('b', keyWith(true));
+    const sent = cluster.nodes.flatMap((n) => n.received.filter((r) => r.t === 'get' || r.t === 'dget'));
+    expect(sent.map((r) => r.t)).to.deep.equal(['get', 'get', 'get', 'get']);
+    expect(sent.filter((r) => r.t === 'get' && r.pair !== undefined)).to.deep.equal([]);
+    await client.get('b', keyWith(false));
+    expect(cluster.node('n3').received.filter((r) => r.t === 'dget' || (r.t === 'get' && r.pair !== undefined)), 'nothing paired reaches n3').to.deep.equal([]);
+    const paired = cluster.nodes.flatMap((n) => n.received.filter((r) => r.t === 'dget'));
+    expect(paired, 'two nodes of this build still pair their reads').to.have.length(1);
   });
 });
