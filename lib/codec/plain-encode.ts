@@ -1,11 +1,11 @@
 /**
  * A short path for encoding the plain messages a node sends thousands of times a second:
- * objects of Object.prototype with ASCII keys, arrays, ASCII strings, 32-bit integers,
- * booleans, null and byte strings. For those it writes exactly the bytes the cbor-x encoder
- * of cbor.ts writes (the smallest headers, maps in key order, byte strings untagged; the spec
- * holds it to that byte for byte), without cbor-x's general dispatch. Anything else (a float,
- * a larger integer, a non-ASCII string, undefined, a Map, a Date, a class instance, deep
- * nesting) returns undefined, and cbor-x encodes the value as before.
+ * objects of Object.prototype with ASCII keys, arrays, ASCII strings, numbers, booleans,
+ * null and byte strings. For those it writes exactly the bytes the cbor-x encoder
+ * of cbor.ts writes (the smallest headers, maps in key order, byte strings untagged, numbers
+ * past 32 bits as float64; the spec holds it to that byte for byte), without cbor-x's general
+ * dispatch. Anything else (a non-ASCII string, undefined, a bigint, a Map, a Date, a class
+ * instance, deep nesting) returns undefined, and cbor-x encodes the value as before.
  *
  * Like cbor-x's, the output is a view of a slab that is only ever appended to, so earlier
  * results are never overwritten; a full slab, or one grown for a large value, is left to the
@@ -70,11 +70,17 @@ function write(value: unknown, depth: number): boolean {
     case 'string':
       return ascii(value);
     case 'number':
-      room(5);
-      // 32-bit integers only: cbor-x writes larger ones in forms not worth copying here.
+      // As cbor-x chooses: integers that fit 32 bits (negative ones down to -2^32) in the
+      // fewest bytes, and every other number, larger integers included (peer request ids are
+      // incarnation · 2^32 + n), as a float64.
+      room(9);
       if (value >>> 0 === value) head(0, value);
-      else if (value >> 0 === value && value < 0) head(1, -value - 1);
-      else return false;
+      else if (value >> 0 === value || (value < 0 && value >= -0x100000000 && Math.floor(value) === value)) head(1, -value - 1);
+      else {
+        slab[position++] = 0xfb;
+        slab.writeDoubleBE(value, position);
+        position += 8;
+      }
       return true;
     case 'boolean':
       room(1);

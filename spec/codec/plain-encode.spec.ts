@@ -28,6 +28,9 @@ const leaf = fc.oneof(
   fc.constantFrom('', 'x'.repeat(23), 'x'.repeat(24), 'x'.repeat(255), 'x'.repeat(256), 'x'.repeat(70_000), '\ud800', 'é'),
   fc.integer(),
   fc.constantFrom(0, -0, 23, 24, 255, 256, 65_535, 65_536, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, -(2 ** 53) + 1, 0.5, NaN, Infinity),
+  fc.constantFrom(-(2 ** 32), -(2 ** 32) - 1, -(2 ** 32) + 0.5, -Infinity, Number.MIN_VALUE, -Number.MAX_VALUE, 3 * 2 ** 32 + 6),
+  fc.integer({ min: -(2 ** 33), max: -(2 ** 31) }),
+  fc.maxSafeInteger(),
   fc.double(),
   fc.boolean(),
   fc.constant(null),
@@ -69,10 +72,11 @@ describe('plain encoding path', () => {
       { t: 'put', id: 8, b: 'ycsb', k: 'user1', v, ctx: new Uint8Array(20), w: 2 },
       { t: 'get-ok', id: 7, found: true, values: [v, null], ctx: new Uint8Array(20) },
       { t: 'put-ok', id: 8, ctx: new Uint8Array(20), siblings: 1 },
+      // Peer request ids are incarnation · 2^32 + n.
       { t: 'rget', from: 'n1', rid: 4_000_000_000, b: 'ycsb', k: 'user1', dg: true },
-      { t: 'rget-ok', from: 'n2', rid: 5, dg: [['n1/e1', 12, 1]] },
-      { t: 'rput', from: 'n1', rid: 6, b: 'ycsb', k: 'user1', obj: { entries: [{ actor: 'n1/e1', counter: 12, values: [v] }] } },
-      { t: 'rput-ok', from: 'n2', rid: 6 },
+      { t: 'rget-ok', from: 'n2', rid: 3 * 2 ** 32 + 5, dg: [['n1/e1', 12, 1]] },
+      { t: 'rput', from: 'n1', rid: 3 * 2 ** 32 + 6, b: 'ycsb', k: 'user1', obj: { entries: [{ actor: 'n1/e1', counter: 12, values: [v] }] } },
+      { t: 'rput-ok', from: 'n2', rid: 3 * 2 ** 32 + 6 },
     ];
     for (const message of messages) {
       const plain = encodePlain(message);
@@ -105,7 +109,7 @@ describe('plain encoding path', () => {
   });
 
   it('falls back whole when a value deep inside is not plain, and encodes it as before', () => {
-    const odd = { t: 'x', list: [1, 2, { deep: [1.5] }] };
+    const odd = { t: 'x', list: [1, 2, { deep: [1.5, 'é'] }] };
     expect(encodePlain(odd)).to.equal(undefined);
     expect(hex(encode(odd))).to.equal(hex(encodeGeneral(odd)));
     let nested: unknown = 1;
