@@ -199,7 +199,6 @@ export class NodeMetrics {
     if (byOutcome === undefined) this.outcomes.set(op, (byOutcome = new Map()));
     byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + 1);
   }
-
 }
 
 /** One value of a metric as prom-client's registry renders it. */

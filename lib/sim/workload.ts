@@ -160,10 +160,12 @@ export class Workload {
     for (const client of this.clients) {
       const pending = client.pending;
       if (pending !== undefined) {
-        const waiting = pending.pair?.answer;
-        const reply = waiting === undefined ? this.cluster.replyTo(pending.requestId) : undefined;
-        if (waiting !== undefined) this.settlePair(client, pending, now);
-        else if (reply !== undefined) this.answered(client, pending, reply, now);
+        if (pending.pair?.answer !== undefined) {
+          this.settlePair(client, pending, now);
+        } else {
+          const reply = this.cluster.replyTo(pending.requestId);
+          if (reply !== undefined) this.answered(client, pending, reply, now);
+        }
         if (client.pending === pending && now - pending.invokeTick >= this.options.clientTimeoutTicks) this.giveUp(client, pending, now);
       }
       if (client.pending === undefined && this.issuing && now >= client.nextTick) this.issue(client, now);

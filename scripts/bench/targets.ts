@@ -2,8 +2,9 @@
  * The two systems the cluster benchmark drives, behind one small interface: a set of client
  * connections that each read and update keys.
  *
- * - Chorus: one SDK client (the built one, from dist/) per connection, each given every node but with a different one
- *   first (the SDK sends to the first ready node), so coordination is spread over the nodes.
+ * - Chorus: one SDK client (the built one, from dist/) per connection, each given every node
+ *   but with a different one first (the SDK sends to the first ready node), so coordination
+ *   is spread over the nodes.
  *   Updates pass the causal context of the last read or write of the key this process saw,
  *   as an application that reads before it writes would; a blind put without a context would
  *   keep every update as a sibling until the key hit the sibling limit.

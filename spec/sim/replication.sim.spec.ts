@@ -365,8 +365,10 @@ describe('sim: replication under faults', function () {
     ];
     for (const [scenario, count, what] of runs) {
       it(`${scenario} (${what}): seeds 1..${count}, no acknowledged write lost, replicas equal, hints drained`, () => {
-        const failures = runSeeds(scenario, seeds(count));
+        const { failures, total } = runSeeds(scenario, seeds(count));
         expect(failures, failures.join('\n')).to.deep.equal([]);
+        // The clients pair some of their quorum gets: nodes must have answered some of them paired.
+        expect(total('pairedReads'), 'gets the nodes answered paired').to.be.above(0);
       });
     }
   });
@@ -434,8 +436,8 @@ describe('sim: replication under faults', function () {
   });
 });
 
-/** Runs a scenario over the seeds, printing each seed's figures or problems; returns the failures. */
-function runSeeds(scenario: string, seedList: readonly number[]): string[] {
+/** Runs a scenario over the seeds, printing each seed's figures or problems; returns the failures and the totals over the passing seeds. */
+function runSeeds(scenario: string, seedList: readonly number[]): { failures: string[]; total: (name: string) => number } {
   const failures: string[] = [];
   const totals = new Map<string, number>();
   const startedMs = performance.now();
@@ -462,7 +464,7 @@ function runSeeds(scenario: string, seedList: readonly number[]): string[] {
       `${total('faults')} faults, ${total('hintsDelivered')} hints delivered, ${total('readRepairs')} read repairs, ${total('tombstonesReaped')} tombstones reaped, ` +
       `${total('pairedReads')} paired reads answered (${total('pairsUnsettled')} sent again unpaired)`,
   );
-  return failures;
+  return { failures, total };
 }
 
 function figures(m: Measurements): string {
