@@ -500,7 +500,7 @@ export class Coordinator {
     };
     this.open(number, write);
 
-    this.deps.local.write([{ ...slot, object: written.object }], out, (failure, done) => {
+    this.deps.local.write([{ ...slot, object: written.object, replaces: { object: current } }], out, (failure, done) => {
       if (failure !== undefined) done.push({ kind: 'log', level: 'error', msg: 'storage write failed', fields: { bucket: request.b, key: request.k, reason: failure } });
       this.onWriteAnswer(number, this.init.nodeId, failure === undefined, done, 'STORAGE');
     });

@@ -31,6 +31,12 @@ export interface Slot {
 export interface SlotWrite extends Slot {
   /** The new version; undefined deletes it. */
   readonly object: KvObject | undefined;
+  /**
+   * The version it replaces, when the caller read it with `latest` earlier in the same step
+   * (nothing can change it in between). The segment hashes need it; without it `write` reads
+   * it again, which for a key on disk is a store read and a decode.
+   */
+  readonly replaces?: { readonly object: KvObject | undefined };
 }
 
 /** Called once the write is durable (`failure` undefined) or has failed. */
@@ -109,7 +115,7 @@ export class LocalReplica {
 
   /** Moves the key's contribution to its segment hash from the version it replaces to the new one. */
   private hash(w: SlotWrite): void {
-    this.moveHash(w, this.readOrNone(() => this.latest(w)), w.object);
+    this.moveHash(w, w.replaces === undefined ? this.readOrNone(() => this.latest(w)) : w.replaces.object, w.object);
   }
 
   /** Moves the key's contribution to its segment hash from a failed write's version back to the stored one. */

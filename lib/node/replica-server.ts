@@ -118,7 +118,7 @@ export class ReplicaServer {
       }
     }
     const replaced = current === undefined ? undefined : objectBytes(current);
-    this.deps.local.write([{ ...slot, object: merged }], out, (failure, done) => {
+    this.deps.local.write([{ ...slot, object: merged, replaces: { object: current } }], out, (failure, done) => {
       if (failure === undefined && hintFor !== undefined) this.deps.hints.stored(hintFor, bytes, replaced);
       this.answer(from, message.rid, failure, done);
     });
