@@ -38,11 +38,12 @@ const nonNegativeInt: FieldCheck = (v) => typeof v === 'number' && Number.isSafe
 /** A stored object on the wire: any map (the core checks its shape before merging). */
 const storedObject: FieldCheck = (v) => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 const byteStrings: FieldCheck = (v) => Array.isArray(v) && v.every((item) => item instanceof Uint8Array);
+const digestActor = stringMax(256);
 /** An object digest: [actor, counter, live siblings] triples, at most 4096. */
 const objectDigest: FieldCheck = (v) =>
   Array.isArray(v) &&
   v.length <= 4096 &&
-  v.every((entry) => Array.isArray(entry) && entry.length === 3 && stringMax(256)(entry[0]) && nonNegativeInt(entry[1]) && nonNegativeInt(entry[2]));
+  v.every((entry) => Array.isArray(entry) && entry.length === 3 && digestActor(entry[0]) && nonNegativeInt(entry[1]) && nonNegativeInt(entry[2]));
 
 /**
  * A strict object of `required` and `optional` fields. An optional field may also be
