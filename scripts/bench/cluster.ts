@@ -1,6 +1,6 @@
 /**
  * Cluster benchmark: three Chorus nodes against a bare three-replica prototype, on YCSB
- * workloads A and B, in one run.
+ * workloads A, B and C, in one run.
  *
  * Chorus: three `chorus start` processes (the built CLI, defaults: n = 3, durability fsync)
  * on 127.0.0.1 with fresh data directories, driven through the SDK with r = w = quorum.
@@ -15,13 +15,16 @@
  * scrambled zipfian (constant 0.99) over `records` keys; values are 100 bytes. The systems
  * run one after the other, never together, since they share the machine's cores.
  *
+ * Workload C (reads only) is there to take B apart: it measures the read path alone, so the
+ * difference between C and B is what B's 5% of updates cost each system.
+ *
  * Prints one table per workload and whether the goals hold: Chorus ≥ 1.0× bare on workload B
  * at saturation; at half of Chorus's saturation throughput, read p99 ≤ 5 ms and write
  * p99 ≤ 15 ms. Every child process is stopped and every data directory removed, also on
  * error and Ctrl-C.
  *
  * Usage: npm run bench:cluster -- [--seconds 8] [--warmup 2] [--records 10000] [--clients 4]
- *          [--inflight 64] [--loads 0.25,0.5,0.75] [--rates 2000,5000] [--workloads A,B]
+ *          [--inflight 64] [--loads 0.25,0.5,0.75] [--rates 2000,5000] [--workloads A,B,C]
  *          [--systems bare,chorus] [--r quorum] [--w quorum] [--read-fanout 2]
  *          [--value-bytes 100] [--timeout-ms 5000] [--seed 1]
  */
@@ -46,7 +49,7 @@ const { values: flags } = parseArgs({
     inflight: { type: 'string', default: '64' },
     loads: { type: 'string', default: '0.25,0.5,0.75' },
     rates: { type: 'string', default: '' },
-    workloads: { type: 'string', default: 'A,B' },
+    workloads: { type: 'string', default: 'A,B,C' },
     systems: { type: 'string', default: 'bare,chorus' },
     r: { type: 'string', default: 'quorum' },
     w: { type: 'string', default: 'quorum' },

@@ -1,5 +1,5 @@
 /**
- * YCSB's core workloads A and B, and the key chooser they use.
+ * YCSB's core workloads A, B and C, and the key chooser they use.
  *
  * The key chooser is YCSB's `ScrambledZipfianGenerator` (Cooper et al., "Benchmarking Cloud
  * Serving Systems with YCSB", SoCC 2010; the generator is Gray et al., "Quickly Generating
@@ -25,6 +25,7 @@ export interface Workload {
 export const WORKLOADS: Readonly<Record<string, Workload>> = {
   A: { name: 'A', readProportion: 0.5, description: 'update heavy: 50% reads, 50% updates' },
   B: { name: 'B', readProportion: 0.95, description: 'read mostly: 95% reads, 5% updates' },
+  C: { name: 'C', readProportion: 1, description: 'read only: 100% reads' },
 };
 
 /** YCSB's default zipfian constant. */
