@@ -2,8 +2,9 @@
  * LocalReplica keeps the segment hashes anti-entropy compares in step with the store, also
  * when storage batches fail: a seeded random walk of puts, deletes and hint writes across a
  * few keys (now and then one key twice in a batch), batches completing in order, some
- * failing. Whenever no write is on its way, the hashes must equal a rebuild from what the
- * store holds; and nothing may throw.
+ * failing; half the writes of the node's own data name the version they replace, as the
+ * coordinator and the replica server do. Whenever no write is on its way, the hashes must
+ * equal a rebuild from what the store holds; and nothing may throw.
  */
 
 import { expect } from 'chai';
@@ -12,7 +13,7 @@ import { Prng } from '../../lib/base/prng.js';
 import type { KvObject } from '../../lib/clock/object.js';
 import { SegmentHashes } from '../../lib/merkle/index.js';
 import type { NodeOutput } from '../../lib/node/io.js';
-import { LocalReplica } from '../../lib/node/local-replica.js';
+import { LocalReplica, type SlotWrite } from '../../lib/node/local-replica.js';
 import type { StoreWrite } from '../../lib/node/ports.js';
 import { MemoryStore } from '../../lib/storage/memory-store.js';
 import { segmentsOf } from '../../lib/storage/segments.js';
@@ -42,9 +43,12 @@ describe('LocalReplica segment hashes', () => {
         const key = prng.pick(keys);
         const out: NodeOutput[] = [];
         const hintFor = prng.int(6) === 0 ? 'n2' : undefined;
-        const write = (): { bucket: string; key: string; hintFor: string | undefined; object: KvObject | undefined } => ({ bucket: 'b', key, hintFor, object: prng.int(4) === 0 ? undefined : object(counter++, `v${step}`) });
-        // Now and then a batch writes the same key twice.
-        local.write(prng.int(8) === 0 ? [write(), write()] : [write()], out, () => {});
+        const write = (): SlotWrite => ({ bucket: 'b', key, hintFor, object: prng.int(4) === 0 ? undefined : object(counter++, `v${step}`) });
+        // Now and then a batch writes the same key twice; a single write of own data may say what it replaces.
+        const writes = prng.int(8) === 0 ? [write(), write()] : [write()];
+        const single = writes[0] as SlotWrite;
+        if (writes.length === 1 && hintFor === undefined && prng.int(2) === 0) writes[0] = { ...single, replaces: { object: local.latest(single) } };
+        local.write(writes, out, () => {});
         for (const o of out) if (o.kind === 'store-write') batches.push({ writeId: o.writeId, writes: o.writes });
       } else if (roll < 8 && batches.length > 0) {
         const batch = batches.shift() as { writeId: number; writes: readonly StoreWrite[] };
@@ -64,4 +68,28 @@ describe('LocalReplica segment hashes', () => {
     expect(failed, 'failed batches').to.be.greaterThan(50);
     expect(checks, 'quiet moments checked').to.be.greaterThan(50);
   });
+
+  it('take the replaced version from the caller without reading the store again', () => {
+    const store = new MemoryStore();
+    let reads = 0;
+    const counting = { ...storeReader(store), get: (bucket: string, key: string) => (reads++, store.get(bucket, key)) };
+    const local = new LocalReplica(counting, new SegmentHashes(DEPTH));
+    const slot = { bucket: 'b', key: 'k' };
+    const current = local.latest(slot);
+    expect(reads).to.equal(1);
+    local.write([{ ...slot, object: object(1, 'v1'), replaces: { object: current } }], [], () => {});
+    expect(reads, 'reads after a write that names what it replaces').to.equal(1);
+    local.write([{ bucket: 'b', key: 'other', object: object(2, 'v2') }], [], () => {});
+    expect(reads, 'reads after a write that does not').to.equal(2);
+  });
 });
+
+function storeReader(store: MemoryStore): ConstructorParameters<typeof LocalReplica>[0] {
+  return {
+    get: (bucket, key) => store.get(bucket, key),
+    getHint: (target, bucket, key) => store.getHint(target, bucket, key),
+    hintsFor: (target, limit) => store.hintsFor(target, limit),
+    hintTargets: () => store.hintTargets(),
+    scan: (from, to) => store.scan(from, to),
+  };
+}
