@@ -70,26 +70,24 @@ describe('LocalReplica segment hashes', () => {
   });
 
   it('take the replaced version from the caller without reading the store again', () => {
-    const store = new MemoryStore();
-    let reads = 0;
-    const counting = { ...storeReader(store), get: (bucket: string, key: string) => (reads++, store.get(bucket, key)) };
-    const local = new LocalReplica(counting, new SegmentHashes(DEPTH));
+    const store = new CountingStore();
+    const local = new LocalReplica(store, new SegmentHashes(DEPTH));
     const slot = { bucket: 'b', key: 'k' };
     const current = local.latest(slot);
-    expect(reads).to.equal(1);
+    expect(store.reads).to.equal(1);
     local.write([{ ...slot, object: object(1, 'v1'), replaces: { object: current } }], [], () => {});
-    expect(reads, 'reads after a write that names what it replaces').to.equal(1);
+    expect(store.reads, 'reads after a write that names what it replaces').to.equal(1);
     local.write([{ bucket: 'b', key: 'other', object: object(2, 'v2') }], [], () => {});
-    expect(reads, 'reads after a write that does not').to.equal(2);
+    expect(store.reads, 'reads after a write that does not').to.equal(2);
   });
 });
 
-function storeReader(store: MemoryStore): ConstructorParameters<typeof LocalReplica>[0] {
-  return {
-    get: (bucket, key) => store.get(bucket, key),
-    getHint: (target, bucket, key) => store.getHint(target, bucket, key),
-    hintsFor: (target, limit) => store.hintsFor(target, limit),
-    hintTargets: () => store.hintTargets(),
-    scan: (from, to) => store.scan(from, to),
-  };
+/** A memory store that counts the objects read from it. */
+class CountingStore extends MemoryStore {
+  reads = 0;
+
+  override get(bucket: string, key: string): KvObject | undefined {
+    this.reads++;
+    return super.get(bucket, key);
+  }
 }
