@@ -45,25 +45,54 @@ const children = new Set<Child>();
 /** Clock ticks per second of /proc's CPU times (USER_HZ): 100 on every mainstream Linux. */
 const PROC_TICKS_PER_SECOND = 100;
 
+/** What /proc says a group of processes has used so far. */
+export interface ProcSample {
+  /** CPU seconds, user + system, all threads. */
+  readonly cpuSeconds: number;
+  /** CPU seconds of the main threads alone (the event loops); the rest is other threads (LMDB commits, V8's GC helpers, libuv's pool). */
+  readonly mainCpuSeconds: number;
+  /**
+   * Context switches of the main threads, voluntary and not: about once each time an event
+   * loop goes to sleep with nothing to do and is woken again.
+   */
+  readonly mainSwitches: number;
+}
+
 /**
- * CPU seconds (user + system, all threads) the children have used so far, from
- * /proc/PID/stat; undefined where there is no /proc (not Linux) or a child is gone.
+ * CPU use of the children so far, from /proc/PID/stat and the main thread's
+ * /proc/PID/task/PID/{stat,status}; undefined where there is no /proc (not Linux) or a child
+ * is gone.
  */
-export function cpuSeconds(group: readonly Child[]): number | undefined {
+export function procSample(group: readonly Child[]): ProcSample | undefined {
   let ticks = 0;
+  let mainTicks = 0;
+  let mainSwitches = 0;
   for (const child of group) {
-    let stat: string;
+    const pid = child.process.pid;
     try {
-      stat = readFileSync(`/proc/${child.process.pid}/stat`, 'utf8');
+      ticks += statTicks(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      mainTicks += statTicks(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8'));
+      const status = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8');
+      mainSwitches += statusField(status, 'voluntary_ctxt_switches') + statusField(status, 'nonvoluntary_ctxt_switches');
     } catch {
       return undefined;
     }
-    // Fields after the command name (which may hold spaces, inside parentheses): state is the
-    // first, utime and stime the 12th and 13th.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(fields[11]) + Number(fields[12]);
   }
-  return ticks / PROC_TICKS_PER_SECOND;
+  return { cpuSeconds: ticks / PROC_TICKS_PER_SECOND, mainCpuSeconds: mainTicks / PROC_TICKS_PER_SECOND, mainSwitches };
+}
+
+/** utime + stime of a /proc stat line. */
+function statTicks(stat: string): number {
+  // Fields after the command name (which may hold spaces, inside parentheses): state is the
+  // first, utime and stime the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+function statusField(status: string, name: string): number {
+  const match = new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(status);
+  if (match === null) throw new Error(`/proc status has no ${name}`);
+  return Number(match[1]);
 }
 const tempDirs: string[] = [];
 

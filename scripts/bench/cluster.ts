@@ -20,8 +20,10 @@
  *
  * Prints one table per workload and whether the goals hold: Chorus ≥ 1.0× bare on workload B
  * at saturation; at half of Chorus's saturation throughput, read p99 ≤ 5 ms and write
- * p99 ≤ 15 ms. Every child process is stopped and every data directory removed, also on
- * error and Ctrl-C.
+ * p99 ≤ 15 ms. A second table per workload says where the CPU went per operation (from
+ * /proc, on Linux): the benchmark process in user space and in the kernel, the servers' main
+ * threads and their worker threads, and how often a server's event loop slept and woke.
+ * Every child process is stopped and every data directory removed, also on error and Ctrl-C.
  *
  * Usage: npm run bench:cluster -- [--seconds 8] [--warmup 2] [--records 10000] [--clients 4]
  *          [--inflight 64] [--loads 0.25,0.5,0.75] [--rates 2000,5000] [--workloads A,B,C]
@@ -34,9 +36,9 @@ import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Prng } from '../../lib/base/prng.js';
 import type { Level } from '../../lib/index.js';
-import { buildState, CLI, cpuSeconds, freePort, GiveUp, spawnNode, stop, tempDir, waitFor, waitReady, positive, runBench, type Child } from './children.js';
+import { buildState, CLI, freePort, procSample, GiveUp, spawnNode, stop, tempDir, waitFor, waitReady, positive, runBench, type Child, type ProcSample } from './children.js';
 import { closedLoop, load, openLoop, type PhaseResult } from './drivers.js';
-import { goalLines, workloadTable, type SystemResults, type WorkloadResults } from './report.js';
+import { cpuTable, goalLines, workloadTable, type SystemResults, type WorkloadResults } from './report.js';
 import { bareTarget, chorusTarget, type Target } from './targets.js';
 import { WORKLOADS, ZIPFIAN_CONSTANT, type Workload } from './ycsb.js';
 
@@ -110,8 +112,8 @@ for (const name of SYSTEMS) if (name !== 'bare' && name !== 'chorus') throw new 
 
 interface Cluster {
   readonly target: Target;
-  /** CPU seconds the server processes have used so far; undefined where it cannot be read. */
-  cpuSeconds(): number | undefined;
+  /** What the server processes have used so far; undefined where it cannot be read. */
+  sample(): ProcSample | undefined;
   /** What went wrong with the processes, when some exited on their own: names, exit codes and last output. */
   casualties(): string;
   stop(): Promise<void>;
@@ -171,7 +173,7 @@ async function startBare(): Promise<Cluster> {
     const target = await bareTarget({ ports, clients: CLIENTS, r: levelCount(R), w: levelCount(W), readFanout: Math.max(READ_FANOUT, levelCount(R)) });
     return {
       target,
-      cpuSeconds: () => cpuSeconds(children),
+      sample: () => procSample(children),
       casualties: () => casualties(children),
       async stop() {
         await target.close();
@@ -223,7 +225,7 @@ async function startChorus(): Promise<Cluster> {
     const target = await chorusTarget({ addresses, clients: CLIENTS, r: R, w: W, timeoutMs: TIMEOUT_MS });
     return {
       target,
-      cpuSeconds: () => cpuSeconds(children),
+      sample: () => procSample(children),
       casualties: () => casualties(children),
       async stop() {
         await target.close();
@@ -236,14 +238,20 @@ async function startChorus(): Promise<Cluster> {
   }
 }
 
-/** Runs a phase and adds the CPU the servers used meanwhile. */
+/** Runs a phase and adds what the servers used meanwhile. */
 async function measured(cluster: Cluster, run: () => Promise<PhaseResult>): Promise<PhaseResult> {
-  const before = cluster.cpuSeconds();
+  const before = cluster.sample();
   const started = performance.now();
   const phase = await run();
-  const after = cluster.cpuSeconds();
+  const after = cluster.sample();
   const seconds = (performance.now() - started) / 1000;
-  return before === undefined || after === undefined ? phase : { ...phase, serverCores: (after - before) / seconds };
+  if (before === undefined || after === undefined) return phase;
+  return {
+    ...phase,
+    serverCores: (after.cpuSeconds - before.cpuSeconds) / seconds,
+    serverMainCores: (after.mainCpuSeconds - before.mainCpuSeconds) / seconds,
+    serverSwitches: (after.mainSwitches - before.mainSwitches) / seconds,
+  };
 }
 
 function progress(system: string, phase: PhaseResult): void {
@@ -330,6 +338,18 @@ async function main(): Promise<number> {
       'coordinator) used, out of the same cores the servers run on; "servers cpu" is the cores the three server processes\n' +
       'used (all threads, user and system), and "µs/op" that CPU per completed operation; "not found" counts reads that\n' +
       'found no value although every key was loaded',
+  );
+  console.log('\nwhere the CPU went, per completed operation');
+  for (const workloadName of WORKLOAD_NAMES) {
+    console.log(`\nworkload ${workloadName}`);
+    console.log(cpuTable(workloadName, systems));
+  }
+  console.log(
+    '\n"bench user/sys" split the benchmark process\'s CPU between user space (the SDK or bare coordinator, the driver) and\n' +
+      'the kernel (its system calls); "servers main" is the three servers\' main threads (their event loops: transport,\n' +
+      'request handling, storage reads), "servers workers" their other threads (LMDB commits and syncs, V8\'s garbage\n' +
+      'collector helpers, libuv\'s pool); "server wakeups/op" counts the main threads\' context switches per operation, about\n' +
+      'how often an event loop went to sleep and was woken: fewer means more work shared each wake-up',
   );
   console.log('\ngoals');
   for (const line of goalLines(systems, WORKLOAD_NAMES, (phase) => phase.label.endsWith(' 50%'))) console.log(`  ${line}`);

@@ -42,8 +42,14 @@ export interface PhaseResult {
   readonly unfinished: number;
   /** CPU this process used during the phase, in cores (its clients share the machine with the servers). */
   readonly clientCores: number;
+  /** Of `clientCores`, what ran in user space; the rest is the kernel (system calls). */
+  readonly clientUserCores: number;
   /** CPU the server processes used during the phase, in cores, where it can be read (Linux). */
   readonly serverCores?: number | undefined;
+  /** Of `serverCores`, what their main threads (event loops) used; the rest is their other threads (LMDB commits, GC helpers). */
+  readonly serverMainCores?: number | undefined;
+  /** Context switches of the servers' main threads per second: about how often an event loop slept and woke. */
+  readonly serverSwitches?: number | undefined;
 }
 
 /** A phase stops early once this many operations failed and they are most of those done. */
@@ -117,6 +123,7 @@ function result(label: string, tally: Tally, elapsedMs: number, cpu: NodeJS.CpuU
     notFound: tally.notFound,
     unfinished: extra.unfinished ?? 0,
     clientCores: (used.user + used.system) / 1000 / elapsedMs,
+    clientUserCores: used.user / 1000 / elapsedMs,
   };
 }
 

@@ -75,6 +75,44 @@ function phaseRow(system: string, phase: PhaseResult): string[] {
   ];
 }
 
+/** Per completed operation, in microseconds, or '–'. */
+function perOp(cores: number | undefined, phase: PhaseResult): string {
+  return cores === undefined ? '–' : int((cores * 1e6) / phase.throughput);
+}
+
+/** One row of a workload's CPU table. */
+function cpuRow(system: string, phase: PhaseResult): string[] {
+  const workers = phase.serverCores === undefined || phase.serverMainCores === undefined ? undefined : phase.serverCores - phase.serverMainCores;
+  return [
+    system,
+    phase.label,
+    int(phase.throughput),
+    perOp(phase.clientUserCores, phase),
+    perOp(phase.clientCores - phase.clientUserCores, phase),
+    perOp(phase.serverMainCores, phase),
+    perOp(workers, phase),
+    phase.serverSwitches === undefined ? '–' : (phase.serverSwitches / phase.throughput).toFixed(2),
+  ];
+}
+
+/**
+ * Where each workload's CPU went, per completed operation: the benchmark process in user
+ * space and in the kernel, the servers' main threads (event loops) and their other threads
+ * (LMDB commits and syncs, V8's garbage-collector helpers, libuv's pool), and how often a
+ * server's event loop slept and woke.
+ */
+export function cpuTable(workload: string, systems: readonly SystemResults[]): string {
+  const header = ['system', 'phase', 'done/s', 'bench user µs/op', 'bench sys µs/op', 'servers main µs/op', 'servers workers µs/op', 'server wakeups/op'];
+  const rows: string[][] = [header];
+  for (const system of systems) {
+    const results = system.workloads.get(workload);
+    if (results === undefined) continue;
+    rows.push(cpuRow(system.name, results.saturation));
+    for (const phase of results.fixed) rows.push(cpuRow(system.name, phase));
+  }
+  return table(rows, (c) => c >= 2);
+}
+
 export function workloadTable(workload: string, systems: readonly SystemResults[]): string {
   const lines: string[] = [];
   const byName = new Map(systems.map((s) => [s.name, s.workloads.get(workload)]));

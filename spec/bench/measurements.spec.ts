@@ -1,0 +1,111 @@
+/**
+ * The cluster benchmark's CPU figures: what it reads from /proc about a server process, and
+ * the table that turns phases into CPU per operation.
+ */
+
+import { expect } from 'chai';
+import { procSample, spawnNode, stop, waitFor, type Child } from '../../scripts/bench/children.js';
+import type { PhaseResult } from '../../scripts/bench/drivers.js';
+import { Histogram } from '../../scripts/bench/hdr.js';
+import { cpuTable, type SystemResults } from '../../scripts/bench/report.js';
+
+/** CPU the child burns on its main thread and on a worker thread, and the sleeps its main thread wakes from, between "ready" and "done". */
+const BUSY_MS = 300;
+const SLEEPS = 50;
+
+/**
+ * Waits, then spins a worker thread for BUSY_MS; once the worker is done, spins its main
+ * thread for BUSY_MS, sleeps SLEEPS times, and idles.
+ */
+const CHILD = `
+const { Worker } = require('node:worker_threads');
+console.log('ready');
+setTimeout(() => {
+  const worker = new Worker('const end = performance.now() + ${BUSY_MS}; while (performance.now() < end);', { eval: true });
+  worker.on('exit', () => {
+    const end = performance.now() + ${BUSY_MS};
+    while (performance.now() < end);
+    let left = ${SLEEPS};
+    const sleep = () => (--left > 0 ? setTimeout(sleep, 2) : console.log('done'));
+    setTimeout(sleep, 2);
+  });
+}, 200);
+setInterval(() => {}, 1000);
+`;
+
+function phase(fields: Partial<PhaseResult>): PhaseResult {
+  return {
+    label: 'B saturation',
+    offeredOps: undefined,
+    throughput: 10_000,
+    ops: 80_000,
+    read: new Histogram(),
+    update: new Histogram(),
+    lag: undefined,
+    errors: new Map(),
+    notFound: 0,
+    unfinished: 0,
+    clientCores: 0.5,
+    clientUserCores: 0.4,
+    ...fields,
+  };
+}
+
+describe('cluster bench CPU figures', function () {
+  this.timeout(30_000);
+
+  it('reads a child process’s CPU, its main thread’s share and its wake-ups from /proc', async function () {
+    if (process.platform !== 'linux') this.skip();
+    const child: Child = spawnNode('busy', ['-e', CHILD]);
+    try {
+      await waitFor('the child to start', () => (child.tail.includes('ready') ? true : undefined), 10_000);
+      const before = procSample([child]);
+      await waitFor('the child to finish its work', () => (child.tail.includes('done') ? true : undefined), 10_000);
+      const after = procSample([child]);
+      expect(before, 'a sample before').to.not.equal(undefined);
+      expect(after, 'a sample after').to.not.equal(undefined);
+      const cpu = after!.cpuSeconds - before!.cpuSeconds;
+      const main = after!.mainCpuSeconds - before!.mainCpuSeconds;
+      const switches = after!.mainSwitches - before!.mainSwitches;
+      // /proc counts in 10 ms ticks: allow two of them either way.
+      expect(main).to.be.at.least(BUSY_MS / 1000 - 0.02);
+      expect(cpu - main, 'the worker thread counts in the total only').to.be.at.least(BUSY_MS / 1000 - 0.02);
+      expect(switches).to.be.at.least(SLEEPS);
+    } finally {
+      await stop(child);
+    }
+  });
+
+  it('gives up (undefined) once a process is gone', async function () {
+    if (process.platform !== 'linux') this.skip();
+    const child = spawnNode('short', ['-e', "console.log('ready')"]);
+    await child.exited;
+    expect(procSample([child])).to.equal(undefined);
+  });
+
+  it('turns cores into microseconds per operation, and says – where the servers could not be read', () => {
+    const systems: SystemResults[] = [
+      {
+        name: 'chorus',
+        load: undefined,
+        notes: [],
+        error: undefined,
+        workloads: new Map([
+          [
+            'B',
+            {
+              saturation: phase({ serverCores: 1.2, serverMainCores: 0.9, serverSwitches: 3000 }),
+              fixed: [phase({ label: 'B 50%', throughput: 5000, clientCores: 0.25, clientUserCores: 0.25 })],
+            },
+          ],
+        ]),
+      },
+    ];
+    const lines = cpuTable('B', systems).split('\n');
+    expect(lines).to.have.length(3);
+    expect(lines[0]).to.match(/bench user µs\/op\s+bench sys µs\/op\s+servers main µs\/op\s+servers workers µs\/op\s+server wakeups\/op$/);
+    // 0.4 and 0.1 cores of the bench, 0.9 and 0.3 of the servers, 3,000 switches a second, at 10,000 ops/s.
+    expect(lines[1]!.trim().split(/\s{2,}/)).to.deep.equal(['chorus', 'B saturation', '10,000', '40', '10', '90', '30', '0.30']);
+    expect(lines[2]!.trim().split(/\s{2,}/)).to.deep.equal(['chorus', 'B 50%', '5,000', '50', '0', '–', '–', '–']);
+  });
+});
