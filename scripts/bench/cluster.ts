@@ -347,7 +347,7 @@ async function main(): Promise<number> {
   console.log(
     '\n"bench user/sys" split the benchmark process\'s CPU between user space (the SDK or bare coordinator, the driver) and\n' +
       'the kernel (its system calls); "servers main" is the three servers\' main threads (their event loops: transport,\n' +
-      'request handling, storage reads), "servers workers" their other threads (LMDB commits and syncs, V8\'s garbage\n' +
+      'request handling, storage reads), "servers other" their other threads (LMDB commits and syncs, V8\'s garbage\n' +
       'collector helpers, libuv\'s pool); "server wakeups/op" counts the main threads\' context switches per operation, about\n' +
       'how often an event loop went to sleep and was woken: fewer means more work shared each wake-up',
   );

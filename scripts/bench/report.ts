@@ -102,15 +102,20 @@ function cpuRow(system: string, phase: PhaseResult): string[] {
  * server's event loop slept and woke.
  */
 export function cpuTable(workload: string, systems: readonly SystemResults[]): string {
-  const header = ['system', 'phase', 'done/s', 'bench user µs/op', 'bench sys µs/op', 'servers main µs/op', 'servers workers µs/op', 'server wakeups/op'];
-  const rows: string[][] = [header];
+  const header = ['system', 'phase', 'done/s', 'bench user µs/op', 'bench sys µs/op', 'servers main µs/op', 'servers other µs/op', 'server wakeups/op'];
+  return table([header, ...rowsOf(workload, systems, cpuRow)], (c) => c >= 2);
+}
+
+/** One row per phase of the workload (saturation first), system by system. */
+function rowsOf(workload: string, systems: readonly SystemResults[], row: (system: string, phase: PhaseResult) => string[]): string[][] {
+  const rows: string[][] = [];
   for (const system of systems) {
     const results = system.workloads.get(workload);
     if (results === undefined) continue;
-    rows.push(cpuRow(system.name, results.saturation));
-    for (const phase of results.fixed) rows.push(cpuRow(system.name, phase));
+    rows.push(row(system.name, results.saturation));
+    for (const phase of results.fixed) rows.push(row(system.name, phase));
   }
-  return table(rows, (c) => c >= 2);
+  return rows;
 }
 
 export function workloadTable(workload: string, systems: readonly SystemResults[]): string {
@@ -120,14 +125,7 @@ export function workloadTable(workload: string, systems: readonly SystemResults[
   const bare = byName.get('bare')?.saturation.throughput;
   lines.push(`  saturation: chorus ${chorus === undefined ? '–' : int(chorus)} ops/s, bare ${bare === undefined ? '–' : int(bare)} ops/s, ratio ${chorus !== undefined && bare !== undefined ? `${(chorus / bare).toFixed(2)}×` : '–'}`);
   const header = ['system', 'phase', 'offered/s', 'done/s', 'read p50', 'p99', 'p99.9', 'write p50', 'p99', 'p99.9', 'lag p99', 'bench cpu', 'servers cpu', 'µs/op', 'not found', 'errors'];
-  const rows: string[][] = [header];
-  for (const system of systems) {
-    const results = system.workloads.get(workload);
-    if (results === undefined) continue;
-    rows.push(phaseRow(system.name, results.saturation));
-    for (const phase of results.fixed) rows.push(phaseRow(system.name, phase));
-  }
-  lines.push(table(rows, (c) => c >= 2 && c <= 14));
+  lines.push(table([header, ...rowsOf(workload, systems, phaseRow)], (c) => c >= 2 && c <= 14));
   return lines.join('\n');
 }
 

@@ -103,7 +103,7 @@ describe('cluster bench CPU figures', function () {
     ];
     const lines = cpuTable('B', systems).split('\n');
     expect(lines).to.have.length(3);
-    expect(lines[0]).to.match(/bench user µs\/op\s+bench sys µs\/op\s+servers main µs\/op\s+servers workers µs\/op\s+server wakeups\/op$/);
+    expect(lines[0]).to.match(/bench user µs\/op\s+bench sys µs\/op\s+servers main µs\/op\s+servers other µs\/op\s+server wakeups\/op$/);
     // 0.4 and 0.1 cores of the bench, 0.9 and 0.3 of the servers, 3,000 switches a second, at 10,000 ops/s.
     expect(lines[1]!.trim().split(/\s{2,}/)).to.deep.equal(['chorus', 'B saturation', '10,000', '40', '10', '90', '30', '0.30']);
     expect(lines[2]!.trim().split(/\s{2,}/)).to.deep.equal(['chorus', 'B 50%', '5,000', '50', '0', '–', '–', '–']);
