@@ -89,6 +89,7 @@ function statTicks(stat: string): number {
   return Number(fields[11]) + Number(fields[12]);
 }
 
+/** A counter of a /proc status file. */
 function statusField(status: string, name: string): number {
   const match = new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(status);
   if (match === null) throw new Error(`/proc status has no ${name}`);

@@ -22,7 +22,7 @@
  * at saturation; at half of Chorus's saturation throughput, read p99 ≤ 5 ms and write
  * p99 ≤ 15 ms. A second table per workload says where the CPU went per operation (from
  * /proc, on Linux): the benchmark process in user space and in the kernel, the servers' main
- * threads and their worker threads, and how often a server's event loop slept and woke.
+ * threads and their other threads, and how often a server's event loop slept and woke.
  * Every child process is stopped and every data directory removed, also on error and Ctrl-C.
  *
  * Usage: npm run bench:cluster -- [--seconds 8] [--warmup 2] [--records 10000] [--clients 4]
