@@ -25,10 +25,14 @@
  * threads and their other threads, and how often a server's event loop slept and woke.
  * Every child process is stopped and every data directory removed, also on error and Ctrl-C.
  *
+ * `--server-flags` passes Node.js options (space-separated) to every server process of both
+ * systems, to measure a runtime setting an operator would start nodes with, for example
+ * `--server-flags=--max-semi-space-size=64`; the client side runs as it is.
+ *
  * Usage: npm run bench:cluster -- [--seconds 8] [--warmup 2] [--records 10000] [--clients 4]
  *          [--inflight 64] [--loads 0.25,0.5,0.75] [--rates 2000,5000] [--workloads A,B,C]
  *          [--systems bare,chorus] [--r quorum] [--w quorum] [--read-fanout 2]
- *          [--value-bytes 100] [--timeout-ms 5000] [--seed 1]
+ *          [--value-bytes 100] [--timeout-ms 5000] [--seed 1] [--server-flags '']
  */
 
 import { rmSync } from 'node:fs';
@@ -59,6 +63,7 @@ const { values: flags } = parseArgs({
     'value-bytes': { type: 'string', default: '100' },
     'timeout-ms': { type: 'string', default: '5000' },
     seed: { type: 'string', default: '1' },
+    'server-flags': { type: 'string', default: '' },
   },
 });
 
@@ -75,6 +80,14 @@ const REPLICAS = 3;
 function parseLevel(name: string, text: string | undefined): Level {
   if (text === 'one' || text === 'quorum' || text === 'all') return text;
   return positive(name, text);
+}
+
+function serverFlags(text: string): string[] {
+  const options = text.split(/\s+/).filter((s) => s !== '');
+  for (const option of options) {
+    if (!option.startsWith('--')) throw new Error(`--server-flags takes Node.js options (each starting with --), got ${JSON.stringify(option)}`);
+  }
+  return options;
 }
 
 function levelCount(level: Level): number {
@@ -100,6 +113,8 @@ const READ_FANOUT = positive('read-fanout', flags['read-fanout']);
 const VALUE_BYTES = positive('value-bytes', flags['value-bytes']);
 const TIMEOUT_MS = positive('timeout-ms', flags['timeout-ms']);
 const SEED = Number(flags.seed);
+/** Node.js options for every server process (both systems), before the script. */
+const SERVER_FLAGS = serverFlags(flags['server-flags'] ?? '');
 /** Open-loop operations outstanding per connection before more wait in the client: four times the closed-loop window. */
 const OPEN_INFLIGHT_MAX = 4 * INFLIGHT;
 /** How long a process has to come up. */
@@ -152,7 +167,7 @@ async function startBare(): Promise<Cluster> {
     for (let i = 1; i <= REPLICAS; i++) {
       const dir = tempDir(`chorus-bench-bare-r${i}-`);
       dirs.push(dir);
-      const child = spawnNode(`bare r${i}`, ['--import', 'tsx', 'scripts/bench/bare-replica.ts', dir]);
+      const child = spawnNode(`bare r${i}`, [...SERVER_FLAGS, '--import', 'tsx', 'scripts/bench/bare-replica.ts', dir]);
       children.push(child);
     }
     for (const child of children) {
@@ -212,7 +227,7 @@ async function startChorus(): Promise<Cluster> {
       const dir = tempDir(`chorus-bench-n${i + 1}-`);
       dirs.push(dir);
       const seeds = addresses.filter((_, j) => j !== i).join(',');
-      const args = [CLI, 'start', '--host', '127.0.0.1', '--port', String(ports[i]), '--data', dir, '--id', `n${i + 1}`, '--seeds', seeds];
+      const args = [...SERVER_FLAGS, CLI, 'start', '--host', '127.0.0.1', '--port', String(ports[i]), '--data', dir, '--id', `n${i + 1}`, '--seeds', seeds];
       children.push(spawnNode(`n${i + 1}`, args));
     }
     await Promise.all(children.map((child, i) => waitReady(child, addresses[i] as string, START_TIMEOUT_MS)));
@@ -324,6 +339,7 @@ async function main(): Promise<number> {
       `${SECONDS} s per phase (warm-up ${WARMUP_SECONDS} s), open loop at ${LOADS.map((s) => `${Math.round(s * 100)}%`).join(', ')} of saturation${RATES.length > 0 ? ` and ${RATES.join(', ')} ops/s` : ''}, seed ${SEED}`,
   );
   console.log(`machine: ${availableParallelism()} cores, load average ${loadavg()[0]?.toFixed(2)} before the run (other work on the machine skews every figure)`);
+  if (SERVER_FLAGS.length > 0) console.log(`server processes (both systems) run with node ${SERVER_FLAGS.join(' ')}`);
   console.log(`bare reads go to ${Math.max(READ_FANOUT, levelCount(R))} replicas and complete after ${levelCount(R)} answers; writes go to all ${REPLICAS} and complete after ${levelCount(W)}`);
   const systems: SystemResults[] = [];
   for (const name of SYSTEMS) systems.push(await runSystem(name as 'bare' | 'chorus'));
