@@ -336,34 +336,33 @@ export class Client {
    * first, the get is sent again unpaired, and the node coordinating it merges and repairs.
    * A node that cannot pair the read (its level needs other replicas) coordinates it at once.
    */
-  private async read(request: Mutable<GetRequest>, options: RequestOptions): Promise<GetReply> {
+  private read(request: Mutable<GetRequest>, options: RequestOptions): Promise<GetReply> {
     const pairing = this.pairFor(request);
-    if (pairing !== undefined) {
+    if (pairing === undefined) return this.unpaired(request, options);
+    return new Promise<GetReply>((resolve, reject) => {
       const startedAt = performance.now();
+      const read = new PairedRead(() => this.retryUnpaired(request, options, startedAt), resolve, reject);
       request.pair = pairing.pair;
-      const theirs: PairDigest = { done: false, digest: undefined, wake: undefined };
-      const settle = (digest: ObjectDigest | undefined): void => {
-        theirs.done = true;
-        theirs.digest = digest;
-        theirs.wake?.();
-      };
-      this.request({ t: 'dget', id: 0, b: request.b, k: request.k, timeout: request.timeout }, options, pairing.pair, pairing.pairLink).then(
-        (reply) => settle(reply.t === 'dget-ok' ? reply.dg : undefined),
-        () => settle(undefined),
-      );
-      const reply = await this.request(request, options, undefined, pairing.firstLink);
-      if (reply.t !== 'get-ok') throw unexpected(reply);
-      if (reply.dg === undefined) return reply;
-      if (!theirs.done) await untilSettled(theirs, PAIR_DIGEST_WAIT_MS);
-      if (theirs.digest !== undefined && sameDigest(reply.dg, theirs.digest)) return reply;
-      this.pairsUnsettled++;
-      delete request.pair;
-      const timeout = request.timeout ?? this.timeoutMs;
-      request.timeout = Math.max(1, Math.floor(timeout - (performance.now() - startedAt)));
-    }
+      const digest: Mutable<ClientRequest> = { t: 'dget', id: 0, b: request.b, k: request.k, timeout: request.timeout };
+      this.send(digest, options, pairing.pair, pairing.pairLink, read.onTheirs, read.onTheirsFailed);
+      this.send(request, options, undefined, pairing.firstLink, read.onMine, reject);
+    });
+  }
+
+  /** A get coordinated by the node it reaches (it asks the other replicas itself). */
+  private async unpaired(request: Mutable<GetRequest>, options: RequestOptions): Promise<GetReply> {
     const reply = await this.request(request, options);
     if (reply.t !== 'get-ok') throw unexpected(reply);
     return reply;
+  }
+
+  /** A paired get whose two replicas differed, or whose pair did not answer in time: sent again unpaired. */
+  private retryUnpaired(request: Mutable<GetRequest>, options: RequestOptions, startedAt: number): Promise<GetReply> {
+    this.pairsUnsettled++;
+    delete request.pair;
+    const timeout = request.timeout ?? this.timeoutMs;
+    request.timeout = Math.max(1, Math.floor(timeout - (performance.now() - startedAt)));
+    return this.unpaired(request, options);
   }
 
   /**
@@ -527,46 +526,59 @@ export class Client {
    * after that link dropped is routed as usual).
    */
   private request(request: Mutable<ClientRequest>, options: RequestOptions, node?: string, prefer?: Link): Promise<ClientReply> {
-    if (this.closed) return Promise.reject(new ClosedError('client is closed'));
-    if (options.signal?.aborted) return Promise.reject(new AbortedError('request aborted before it was sent'));
+    return new Promise<ClientReply>((resolve, reject) => this.send(request, options, node, prefer, resolve, reject));
+  }
+
+  /**
+   * `request` without a promise: `resolve` or `reject` is called once, with the reply or the
+   * error (at once, when the request is refused before it is sent).
+   */
+  private send(
+    request: Mutable<ClientRequest>,
+    options: RequestOptions,
+    node: string | undefined,
+    prefer: Link | undefined,
+    resolve: (reply: ClientReply) => void,
+    reject: (error: ChorusError) => void,
+  ): void {
+    if (this.closed) return reject(new ClosedError('client is closed'));
+    if (options.signal?.aborted) return reject(new AbortedError('request aborted before it was sent'));
     if (this.pending.size >= CLIENT_INFLIGHT_MAX) {
-      return Promise.reject(new OverloadedError(`over ${CLIENT_INFLIGHT_MAX} requests in flight on this client`, { limit: CLIENT_INFLIGHT_MAX }));
+      return reject(new OverloadedError(`over ${CLIENT_INFLIGHT_MAX} requests in flight on this client`, { limit: CLIENT_INFLIGHT_MAX }));
     }
     const refusal = this.checkLimits(request);
-    if (refusal) return Promise.reject(refusal);
+    if (refusal) return reject(refusal);
     const id = this.idNext++;
     request.id = id;
     const timeoutMs = request.timeout ?? this.timeoutMs;
-    return new Promise<ClientReply>((resolve, reject) => {
-      const now = performance.now();
-      const pending: Pending = {
-        op: request.t,
-        request,
-        deadline: now + timeoutMs,
-        expiresAt: now + timeoutMs + CLIENT_TIMEOUT_GRACE_MS,
-        timeoutMs,
-        resolve,
-        reject,
-        link: undefined,
-        sent: false,
-        retried: false,
-        cleanup: undefined,
-        node,
-        prefer,
-      };
-      const signal = options.signal;
-      if (signal) {
-        const onAbort = (): void => this.fail(id, new AbortedError('request aborted', { mayHaveLanded: !isRead(request.t) }));
-        signal.addEventListener('abort', onAbort, { once: true });
-        pending.cleanup = () => signal.removeEventListener('abort', onAbort);
-      }
-      this.pending.set(id, pending);
-      if (!this.dispatch(pending)) {
-        const which =
-          node !== undefined ? `node ${node} is not connected` : request.t === 'admin' && request.op !== 'topology' ? 'none of the nodes given to connect is connected' : 'no node is connected';
-        this.fail(id, new UnavailableError(which, { nodes: this.links.size, alive: 0, mayHaveLanded: false }));
-      }
-    });
+    const now = performance.now();
+    const pending: Pending = {
+      op: request.t,
+      request,
+      deadline: now + timeoutMs,
+      expiresAt: now + timeoutMs + CLIENT_TIMEOUT_GRACE_MS,
+      timeoutMs,
+      resolve,
+      reject,
+      link: undefined,
+      sent: false,
+      retried: false,
+      cleanup: undefined,
+      node,
+      prefer,
+    };
+    const signal = options.signal;
+    if (signal) {
+      const onAbort = (): void => this.fail(id, new AbortedError('request aborted', { mayHaveLanded: !isRead(request.t) }));
+      signal.addEventListener('abort', onAbort, { once: true });
+      pending.cleanup = () => signal.removeEventListener('abort', onAbort);
+    }
+    this.pending.set(id, pending);
+    if (!this.dispatch(pending)) {
+      const which =
+        node !== undefined ? `node ${node} is not connected` : request.t === 'admin' && request.op !== 'topology' ? 'none of the nodes given to connect is connected' : 'no node is connected';
+      this.fail(id, new UnavailableError(which, { nodes: this.links.size, alive: 0, mayHaveLanded: false }));
+    }
   }
 
   /** Fails requests whose node never answered, not even with its own TIMEOUT. */
@@ -777,22 +789,72 @@ export class Client {
   }
 }
 
-/** The pair's half of a paired get: its digest once answered, and who waits for it. */
-interface PairDigest {
-  done: boolean;
-  digest: ObjectDigest | undefined;
-  wake: (() => void) | undefined;
-}
+/**
+ * A paired get in flight (see `Client.read`): the get to one replica and the digest asked of
+ * its pair, settled together without a promise per request. The read completes with the
+ * replica's reply once the pair's digest is the same; it goes again unpaired when they
+ * differ, when the pair fails, or when the pair has not answered PAIR_DIGEST_WAIT_MS after
+ * the replica did.
+ */
+class PairedRead {
+  private mine: GetReply | undefined;
+  /** The pair's digest once it answered; null when it failed or answered without one. */
+  private theirs: ObjectDigest | null | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private settled = false;
 
-/** Resolves once the pair has answered or `ms` have passed, whichever comes first. */
-function untilSettled(theirs: PairDigest, ms: number): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    theirs.wake = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-  });
+  constructor(
+    /** Sends the get again unpaired. */
+    private readonly retry: () => Promise<GetReply>,
+    private readonly resolve: (reply: GetReply) => void,
+    private readonly reject: (error: ChorusError) => void,
+  ) {}
+
+  readonly onMine = (reply: ClientReply): void => {
+    if (reply.t !== 'get-ok') return this.fail(unexpected(reply));
+    // The node coordinated the read itself (it could not pair it): the reply is whole.
+    if (reply.dg === undefined) return this.finish(reply);
+    this.mine = reply;
+    if (this.theirs !== undefined) return this.compare();
+    this.timer = setTimeout(this.onPairLate, PAIR_DIGEST_WAIT_MS);
+  };
+
+  readonly onTheirs = (reply: ClientReply): void => {
+    this.theirs = reply.t === 'dget-ok' ? reply.dg : null;
+    if (this.mine !== undefined) this.compare();
+  };
+
+  readonly onTheirsFailed = (): void => {
+    this.theirs = null;
+    if (this.mine !== undefined) this.compare();
+  };
+
+  private readonly onPairLate = (): void => {
+    this.timer = undefined;
+    if (this.theirs === undefined) this.theirs = null;
+    this.compare();
+  };
+
+  private compare(): void {
+    const mine = this.mine as GetReply & { dg: ObjectDigest };
+    if (this.settled) return;
+    clearTimeout(this.timer);
+    if (this.theirs !== null && this.theirs !== undefined && sameDigest(mine.dg, this.theirs)) return this.finish(mine);
+    this.settled = true;
+    this.retry().then(this.resolve, this.reject);
+  }
+
+  private finish(reply: GetReply): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolve(reply);
+  }
+
+  private fail(error: ChorusError): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.reject(error);
+  }
 }
 
 function isReady(link: Link | undefined): link is Link {

@@ -446,6 +446,53 @@ describe('client: routing against fake nodes', function () {
     expect(requests().map((r) => r.t), 'r=one is never paired').to.deep.equal(['get']);
   });
 
+  it('settles a paired get by whichever half fails: a failing pair reads again unpaired, a failing replica fails the get, a whole reply needs no pair', async () => {
+    client = await connect({ nodes: cluster.nodes.map((n) => n.address) });
+    await waitUntil(() => client?.topology() !== undefined && client.connectedNodes.length === 3, 'the topology and three links');
+    const ours: [string, number, number][] = [['n1/e1', 4, 1]];
+    type Mode = 'pair errs' | 'replica errs' | 'replica coordinates';
+    let mode: Mode = 'pair errs';
+    for (const node of cluster.nodes) {
+      node.script = (request): ClientReply | 'silent' | undefined => {
+        if (request.t === 'get' && request.pair !== undefined) {
+          if (mode === 'replica errs') return { t: 'err', id: request.id, code: 'STORAGE', msg: 'cannot read', details: { mayHaveLanded: false } };
+          if (mode === 'replica coordinates') return { t: 'get-ok', id: request.id, found: true, values: [encodeValue('whole')], ctx: CTX };
+          return { t: 'get-ok', id: request.id, found: true, values: [encodeValue('paired')], ctx: CTX, dg: ours };
+        }
+        if (request.t === 'get') return { t: 'get-ok', id: request.id, found: true, values: [encodeValue('coordinated')], ctx: CTX };
+        if (request.t === 'dget') {
+          if (mode === 'pair errs') return { t: 'err', id: request.id, code: 'TIMEOUT', msg: 'no answer', details: { required: 1, received: 0 } };
+          // A silent pair would hold a read that waited for it.
+          if (mode === 'replica coordinates') return 'silent';
+          return { t: 'dget-ok', id: request.id, dg: ours };
+        }
+        return undefined;
+      };
+    }
+    const { key } = keyAvoiding(cluster, 'n3');
+    const clear = (): void => cluster.nodes.forEach((n) => n.received.splice(0));
+
+    clear();
+    const erred = performance.now();
+    expect((await client.get('b', key)).values, 'a pair that answers with an error: read again, unpaired').to.deep.equal(['coordinated']);
+    expect(performance.now() - erred, 'at once, not after waiting for the pair').to.be.below(PAIR_DIGEST_WAIT_MS);
+    expect(client.stats.pairsUnsettled).to.equal(1);
+
+    clear();
+    mode = 'replica errs';
+    const failed = await rejection(client.get('b', key));
+    expect(failed.code).to.equal('STORAGE');
+    expect(cluster.nodes.flatMap((n) => n.received).filter((r) => r.t === 'get').length, 'a failed replica is not read again by the pairing').to.equal(1);
+    expect(client.stats.pairsUnsettled).to.equal(1);
+
+    clear();
+    mode = 'replica coordinates';
+    const started = performance.now();
+    expect((await client.get('b', key)).values, 'a reply without a digest is whole').to.deep.equal(['whole']);
+    expect(performance.now() - started, 'and waits for no pair').to.be.below(PAIR_DIGEST_WAIT_MS);
+    expect(client.stats.pairsUnsettled).to.equal(1);
+  });
+
   it('never pairs with a node that speaks only the protocol before paired gets', async () => {
     await cluster.stop();
     cluster = new FakeCluster();
