@@ -36,6 +36,7 @@ import {
 } from '../base/errors.js';
 import { checkValueBytes, decodeValue, encodeValue } from '../codec/cbor.js';
 import { checkBucketKey, checkValue } from '../codec/request-limits.js';
+import { IdTable } from '../base/id-table.js';
 import { REQUEST_TIMEOUT_MS_MAX } from '../base/limits.js';
 import { randomBytes } from 'node:crypto';
 import { sameDigest, type ObjectDigest } from '../codec/digest.js';
@@ -223,7 +224,8 @@ export class Client {
   private readonly seeds: ReadonlySet<string>;
   private readonly linkOptions: Omit<LinkOptions, 'address'>;
   private readonly linkEvents: LinkEvents;
-  private readonly pending = new Map<number, Pending>();
+  /** Requests in flight by id (not a Map: see IdTable). */
+  private readonly pending = new IdTable<Pending>();
   private readonly timeoutMs: number;
   private readonly discover: boolean;
   private readonly topologyRefreshMs: number;
@@ -497,7 +499,7 @@ export class Client {
     clearInterval(this.sweeper);
     clearTimeout(this.topologyTimer);
     for (const link of this.links.values()) link.close();
-    for (const id of [...this.pending.keys()]) this.fail(id, new ClosedError('client closed', { mayHaveLanded: !isRead(this.pending.get(id)?.op) }));
+    for (const [id, pending] of this.pending.entries()) this.fail(id, new ClosedError('client closed', { mayHaveLanded: !isRead(pending.op) }));
   }
 
   private timeout(options: RequestOptions): number {
@@ -584,8 +586,8 @@ export class Client {
   /** Fails requests whose node never answered, not even with its own TIMEOUT. */
   private sweep(): void {
     const now = performance.now();
-    for (const [id, pending] of this.pending) {
-      if (now < pending.expiresAt) continue;
+    for (const [id, pending] of this.pending.entries()) {
+      if (now < pending.expiresAt || this.pending.get(id) !== pending) continue;
       this.fail(id, new TimeoutError(`${pending.op} got no reply within ${pending.timeoutMs} ms`, { mayHaveLanded: !isRead(pending.op) }));
     }
   }
@@ -701,8 +703,8 @@ export class Client {
 
   private onLinkDown(link: Link, reason: CloseReason): void {
     if (this.closed) return; // close() fails what is still open.
-    for (const [id, pending] of this.pending) {
-      if (pending.link !== link) continue;
+    for (const [id, pending] of this.pending.entries()) {
+      if (pending.link !== link || this.pending.get(id) !== pending) continue;
       // A node whose wire does not know `topology` refuses the frame and closes; asking it again would only repeat that.
       if (reason.code === CLOSE.protocolError && pending.request.t === 'admin' && pending.request.op === 'topology') this.topologyRefusedBy.add(link.address);
       pending.link = undefined;

@@ -30,6 +30,7 @@
 
 import { assert } from '../base/assert.js';
 import { ChorusError, type ErrorCode, InvalidRequestError, OverloadedError, StorageError, TimeoutError, UnavailableError } from '../base/errors.js';
+import { IdTable } from '../base/id-table.js';
 import { CONNECTION_REQUESTS_INFLIGHT_MAX, NODE_REQUESTS_INFLIGHT_MAX, type DataLimits } from '../base/limits.js';
 import { encodeContext } from '../clock/context.js';
 import { dvvDescends, join, sync, values, type Actor, type VersionVector } from '../clock/dvv.js';
@@ -209,9 +210,10 @@ export class Coordinator {
   private readonly deps: CoordinatorDeps;
   private now = 0;
   private requestNext = 1;
-  private readonly requests = new Map<number, Request>();
+  /** Requests in progress by number (an IdTable, as every table a request enters and leaves). */
+  private readonly requests = new IdTable<Request>();
   /** Peer request ids of messages this coordinator sent, and the request and target each is for. */
-  private readonly remote = new Map<number, { readonly request: number; readonly node: string }>();
+  private readonly remote = new IdTable<{ readonly request: number; readonly node: string }>();
   /** Requests filed by the tick at which they time out. */
   private readonly deadlines = new Map<number, number[]>();
   /** Reads filed by the tick at which, still unanswered, they ask one more replica. */
@@ -852,7 +854,7 @@ export class Coordinator {
    */
   onPeerUnreachable(node: string, out: NodeOutput[]): void {
     const lost: [number, number][] = [];
-    for (const [rid, tracked] of this.remote) if (tracked.node === node) lost.push([rid, tracked.request]);
+    for (const [rid, tracked] of this.remote.entries()) if (tracked.node === node) lost.push([rid, tracked.request]);
     for (const [rid, number] of lost) {
       this.remote.delete(rid);
       const request = this.requests.get(number);

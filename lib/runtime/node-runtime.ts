@@ -16,6 +16,7 @@ import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import pino, { type Logger } from 'pino';
+import { IdTable } from '../base/id-table.js';
 import { FRAME_OVERHEAD_BYTES, type DataLimits } from '../base/limits.js';
 import { clientRequestSchema, peerMessageSchema, type ClientReply, type ClientRequest } from '../codec/messages.js';
 import type { ChorusConfig } from '../config/index.js';
@@ -155,7 +156,7 @@ class NodeRuntime implements RunningNode {
   });
   private readonly acceptor;
   /** Open client connections, each with its requests awaiting a reply (by request id). */
-  private readonly clients = new Map<number, { readonly conn: Connection<ClientRequest, ClientReply>; readonly open: Map<number, OpenRequest> }>();
+  private readonly clients = new Map<number, { readonly conn: Connection<ClientRequest, ClientReply>; readonly open: IdTable<OpenRequest> }>();
   private connNext = 1;
   /** Client requests not yet stepped, oldest first, and the index of the next one. */
   private intake: { conn: number; request: ClientRequest }[] = [];
@@ -393,7 +394,7 @@ class NodeRuntime implements RunningNode {
 
   private onClient(conn: Connection<ClientRequest, ClientReply>, remote: string): void {
     const id = this.connNext++;
-    const open = new Map<number, OpenRequest>();
+    const open = new IdTable<OpenRequest>();
     this.clients.set(id, { conn, open });
     this.metrics.clientConnections.set(this.clients.size);
     conn.onMessages((requests) => {
