@@ -1,8 +1,9 @@
 /**
- * A map from request ids (non-negative safe integers) to values, for the tables of requests in
- * flight that every request adds to and removes from: open addressing with linear probing over
- * two parallel arrays, and removal by shifting the rest of the run back, so no slot is ever a
- * tombstone and the arrays are replaced only when the table grows.
+ * Tables for the entries that requests add and remove all the time (requests in flight, writes
+ * on their way to disk): open addressing with linear probing over two parallel arrays, and
+ * removal by shifting the rest of the run back, so no slot is ever a tombstone and the arrays
+ * are replaced only when the table grows. `IdTable` is keyed by request ids (non-negative safe
+ * integers), `KeyTable` by strings.
  *
  * Why not a `Map`: a `Map` that lives long moves to V8's old generation, and from then on each
  * of its rehashes (one every few hundred additions when entries come and go, as requests do)
@@ -19,129 +20,151 @@
 
 import { AssertionError } from './assert.js';
 
-const EMPTY = -1;
 const CAPACITY_MIN = 16;
 
-export class IdTable<V> {
-  private keys: number[];
+abstract class ProbedTable<K extends number | string, V> {
+  private keys: (K | undefined)[];
   private values: (V | undefined)[];
   private mask: number;
   private count = 0;
 
-  constructor(capacity = CAPACITY_MIN) {
+  constructor(capacity: number) {
     let size = CAPACITY_MIN;
     while (size < capacity * 2) size *= 2;
-    this.keys = new Array<number>(size).fill(EMPTY);
+    this.keys = new Array<K | undefined>(size).fill(undefined);
     this.values = new Array<V | undefined>(size).fill(undefined);
     this.mask = size - 1;
   }
+
+  /** A 32-bit hash of the key; the table takes its low bits. */
+  protected abstract hash(key: K): number;
 
   get size(): number {
     return this.count;
   }
 
-  get(id: number): V | undefined {
-    const keys = this.keys;
-    for (let i = this.slot(id); ; i = (i + 1) & this.mask) {
-      const key = keys[i] as number;
-      if (key === id) return this.values[i];
-      if (key === EMPTY) return undefined;
-    }
+  get(key: K): V | undefined {
+    const i = this.find(key);
+    return i === -1 ? undefined : this.values[i];
   }
 
-  has(id: number): boolean {
-    return this.find(id) !== -1;
+  has(key: K): boolean {
+    return this.find(key) !== -1;
   }
 
-  /** Adds or replaces the value of `id`. */
-  set(id: number, value: V): void {
-    if (!(Number.isSafeInteger(id) && id >= 0)) throw new AssertionError(`IdTable: id ${id} is not a non-negative safe integer`);
+  /** Adds or replaces the value of `key`. */
+  set(key: K, value: V): void {
     const keys = this.keys;
-    let i = this.slot(id);
+    let i = this.hash(key) & this.mask;
     for (; ; i = (i + 1) & this.mask) {
-      const key = keys[i] as number;
-      if (key === id) {
+      const k = keys[i];
+      if (k === key) {
         this.values[i] = value;
         return;
       }
-      if (key === EMPTY) break;
+      if (k === undefined) break;
     }
-    keys[i] = id;
+    keys[i] = key;
     this.values[i] = value;
     this.count++;
     if (this.count * 2 > keys.length) this.grow();
   }
 
-  /** Removes `id`; true when it was there. */
-  delete(id: number): boolean {
-    let hole = this.find(id);
+  /** Removes `key`; true when it was there. */
+  delete(key: K): boolean {
+    let hole = this.find(key);
     if (hole === -1) return false;
     const keys = this.keys;
     const values = this.values;
     const mask = this.mask;
     // Shift back every entry of the run after the hole that may move into it: one whose home
     // slot is not cyclically within (hole, i].
-    for (let i = (hole + 1) & mask; keys[i] !== EMPTY; i = (i + 1) & mask) {
-      const home = this.slot(keys[i] as number);
+    for (let i = (hole + 1) & mask; keys[i] !== undefined; i = (i + 1) & mask) {
+      const home = this.hash(keys[i] as K) & mask;
       const stays = hole <= i ? hole < home && home <= i : hole < home || home <= i;
       if (stays) continue;
-      keys[hole] = keys[i] as number;
+      keys[hole] = keys[i];
       values[hole] = values[i];
       hole = i;
     }
-    keys[hole] = EMPTY;
+    keys[hole] = undefined;
     values[hole] = undefined;
     this.count--;
     return true;
   }
 
   /** A copy of the entries, in no particular order. */
-  entries(): [number, V][] {
-    const out: [number, V][] = [];
+  entries(): [K, V][] {
+    const out: [K, V][] = [];
     const keys = this.keys;
-    for (let i = 0; i < keys.length; i++) if (keys[i] !== EMPTY) out.push([keys[i] as number, this.values[i] as V]);
+    for (let i = 0; i < keys.length; i++) if (keys[i] !== undefined) out.push([keys[i] as K, this.values[i] as V]);
     return out;
   }
 
   clear(): void {
-    this.keys.fill(EMPTY);
+    this.keys.fill(undefined);
     this.values.fill(undefined);
     this.count = 0;
   }
 
-  private find(id: number): number {
+  private find(key: K): number {
     const keys = this.keys;
-    for (let i = this.slot(id); ; i = (i + 1) & this.mask) {
-      const key = keys[i] as number;
-      if (key === id) return i;
-      if (key === EMPTY) return -1;
+    for (let i = this.hash(key) & this.mask; ; i = (i + 1) & this.mask) {
+      const k = keys[i];
+      if (k === key) return i;
+      if (k === undefined) return -1;
     }
-  }
-
-  /** The home slot: the id's low and high 32 bits mixed, so ids in any pattern spread. */
-  private slot(id: number): number {
-    let h = (id >>> 0) ^ Math.imul((id / 0x1_0000_0000) >>> 0, 0x9e3779b1);
-    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-    h ^= h >>> 13;
-    return h & this.mask;
   }
 
   private grow(): void {
     const keys = this.keys;
     const values = this.values;
     const size = keys.length * 2;
-    this.keys = new Array<number>(size).fill(EMPTY);
+    this.keys = new Array<K | undefined>(size).fill(undefined);
     this.values = new Array<V | undefined>(size).fill(undefined);
     this.mask = size - 1;
     for (let i = 0; i < keys.length; i++) {
-      const key = keys[i] as number;
-      if (key === EMPTY) continue;
-      let j = this.slot(key);
-      while (this.keys[j] !== EMPTY) j = (j + 1) & this.mask;
+      const key = keys[i];
+      if (key === undefined) continue;
+      let j = this.hash(key) & this.mask;
+      while (this.keys[j] !== undefined) j = (j + 1) & this.mask;
       this.keys[j] = key;
       this.values[j] = values[i];
     }
     // The old arrays are garbage now; clear the values so they hold nothing up meanwhile.
     values.fill(undefined);
+  }
+}
+
+/** Keyed by request ids: non-negative safe integers, in any pattern. */
+export class IdTable<V> extends ProbedTable<number, V> {
+  constructor(capacity = CAPACITY_MIN) {
+    super(capacity);
+  }
+
+  override set(id: number, value: V): void {
+    if (!(Number.isSafeInteger(id) && id >= 0)) throw new AssertionError(`IdTable: id ${id} is not a non-negative safe integer`);
+    super.set(id, value);
+  }
+
+  /** The id's low and high 32 bits mixed, so sequential ids and ids with a stride both spread. */
+  protected hash(id: number): number {
+    const h = (id >>> 0) ^ Math.imul((id / 0x1_0000_0000) >>> 0, 0x9e3779b1);
+    const m = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    return m ^ (m >>> 13);
+  }
+}
+
+/** Keyed by strings. */
+export class KeyTable<V> extends ProbedTable<string, V> {
+  constructor(capacity = CAPACITY_MIN) {
+    super(capacity);
+  }
+
+  /** FNV-1a over the UTF-16 code units, with a final mix for the low bits. */
+  protected hash(key: string): number {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+    return h ^ (h >>> 15);
   }
 }

@@ -14,7 +14,7 @@
  * follow the newest versions, pending ones included, as the overlay does.
  */
 
-import { IdTable } from '../base/id-table.js';
+import { IdTable, KeyTable } from '../base/id-table.js';
 import type { KvObject } from '../clock/object.js';
 import { objectBytes } from '../handoff/hints.js';
 import { objectDigest, type SegmentHashes } from '../merkle/index.js';
@@ -53,8 +53,8 @@ export class LocalReplica {
   /** Hashes of the node's own data per token segment. */
   readonly segments: SegmentHashes;
   private writeIdNext = 1;
-  /** The newest not-yet-durable version per slot. */
-  private readonly pending = new Map<string, PendingWrite>();
+  /** The newest not-yet-durable version per slot (a KeyTable, as every table a write enters and leaves). */
+  private readonly pending = new KeyTable<PendingWrite>();
   /** Per storage batch: the slots it wrote (keys, and the writes of the node's own data) and who waits for it. */
   private readonly batches = new IdTable<{ readonly slots: readonly string[]; readonly own: readonly SlotWrite[]; readonly waiting: WriteDone[] }>();
   /** A moving average of the estimated bytes of the records written (for transfer estimates). */

@@ -1,8 +1,9 @@
 /**
- * IdTable against a Map as the model: fast-check runs random sequences of set, delete, get and
- * has over ids drawn from small ranges (so runs collide and wrap around the table's end), from
- * sequences with gaps (as request numbers are), and from anywhere up to MAX_SAFE_INTEGER (as
- * client-chosen ids may be), checking after every step that size, lookups and entries agree.
+ * IdTable and KeyTable against a Map as the model: fast-check runs random sequences of set,
+ * delete, get and has over ids drawn from small ranges (so runs collide and wrap around the
+ * table's end), from sequences with gaps (as request numbers are), and from anywhere up to
+ * MAX_SAFE_INTEGER (as client-chosen ids may be), or over strings from a tiny alphabet and
+ * from all of Unicode, checking after every step that size, lookups and entries agree.
  * Removal shifts entries back within a run; the property is what shows that no entry is ever
  * lost from its probe sequence, across growth as well.
  *
@@ -13,34 +14,44 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 
 import { AssertionError } from '../../lib/base/assert.js';
-import { IdTable } from '../../lib/base/id-table.js';
+import { IdTable, KeyTable } from '../../lib/base/id-table.js';
 
 const seed = Number(process.env.SEED ?? Date.now() % 2 ** 31);
 
-type Op = { readonly kind: 'set'; readonly id: number; readonly value: number } | { readonly kind: 'delete' | 'get'; readonly id: number };
+type Op<K> = { readonly kind: 'set'; readonly id: K; readonly value: number } | { readonly kind: 'delete' | 'get'; readonly id: K };
 
-function ops(id: fc.Arbitrary<number>): fc.Arbitrary<Op[]> {
-  const op = fc.oneof(
-    fc.record({ kind: fc.constant('set' as const), id, value: fc.integer() }),
-    fc.record({ kind: fc.constant('delete' as const), id }),
-    fc.record({ kind: fc.constant('get' as const), id }),
-  );
-  return fc.array(op, { maxLength: 600 });
+interface Table<K> {
+  readonly size: number;
+  get(key: K): number | undefined;
+  has(key: K): boolean;
+  set(key: K, value: number): void;
+  delete(key: K): boolean;
+  entries(): [K, number][];
 }
 
-function agrees(table: IdTable<number>, model: Map<number, number>): void {
+function ops<K>(id: fc.Arbitrary<K>): fc.Arbitrary<Op<K>[]> {
+  // More additions than removals, so the tables fill, grow and hold long probe runs.
+  const op = fc.oneof(
+    { arbitrary: fc.record({ kind: fc.constant('set' as const), id, value: fc.integer() }), weight: 3 },
+    { arbitrary: fc.record({ kind: fc.constant('delete' as const), id }), weight: 2 },
+    { arbitrary: fc.record({ kind: fc.constant('get' as const), id }), weight: 1 },
+  );
+  return fc.array(op, { minLength: 20, maxLength: 800, size: 'max' });
+}
+
+const byKey = <K>(a: [K, number], b: [K, number]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
+function agrees<K>(table: Table<K>, model: Map<K, number>): void {
   expect(table.size).to.equal(model.size);
-  const entries = table.entries().sort((a, b) => a[0] - b[0]);
-  expect(entries).to.deep.equal([...model.entries()].sort((a, b) => a[0] - b[0]));
+  expect(table.entries().sort(byKey)).to.deep.equal([...model.entries()].sort(byKey));
   for (const [id, value] of model) {
     expect(table.get(id)).to.equal(value);
     expect(table.has(id)).to.equal(true);
   }
 }
 
-function run(sequence: Op[]): void {
-  const table = new IdTable<number>();
-  const model = new Map<number, number>();
+function run<K>(table: Table<K>, sequence: Op<K>[]): void {
+  const model = new Map<K, number>();
   for (const op of sequence) {
     if (op.kind === 'set') {
       table.set(op.id, op.value);
@@ -55,11 +66,23 @@ function run(sequence: Op[]): void {
   agrees(table, model);
 }
 
-describe('IdTable', () => {
-  it('agrees with a Map on any sequence of operations', () => {
+describe('IdTable and KeyTable', () => {
+  it('IdTable agrees with a Map on any sequence of operations', () => {
     console.log(`      seed ${seed} (repeat: SEED=${seed} npx mocha spec/base/id-table.spec.ts)`);
     const ids = fc.oneof(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 5000 }).map((n) => n * 64), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }));
-    fc.assert(fc.property(ops(ids), run), { seed, numRuns: 300 });
+    fc.assert(
+      fc.property(ops(ids), (sequence) => run(new IdTable<number>(), sequence)),
+      { seed, numRuns: 300 },
+    );
+  });
+
+  it('KeyTable agrees with a Map on any sequence of operations', () => {
+    console.log(`      seed ${seed} (repeat: SEED=${seed} npx mocha spec/base/id-table.spec.ts)`);
+    const keys = fc.oneof(fc.string({ unit: fc.constantFrom('a', 'b', '\0'), maxLength: 4 }), fc.string({ unit: 'binary', maxLength: 12 }));
+    fc.assert(
+      fc.property(ops(keys), (sequence) => run(new KeyTable<number>(), sequence)),
+      { seed, numRuns: 300 },
+    );
   });
 
   it('keeps a window of requests in flight, as a client does, without losing one', () => {
