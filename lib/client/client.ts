@@ -224,7 +224,7 @@ export class Client {
   private readonly seeds: ReadonlySet<string>;
   private readonly linkOptions: Omit<LinkOptions, 'address'>;
   private readonly linkEvents: LinkEvents;
-  /** Requests in flight by id (not a Map: see IdTable). */
+  /** Requests in flight by id (an IdTable rather than a Map: see `lib/base/id-table.ts`). */
   private readonly pending = new IdTable<Pending>();
   private readonly timeoutMs: number;
   private readonly discover: boolean;

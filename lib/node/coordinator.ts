@@ -210,7 +210,7 @@ export class Coordinator {
   private readonly deps: CoordinatorDeps;
   private now = 0;
   private requestNext = 1;
-  /** Requests in progress by number (an IdTable, as every table a request enters and leaves). */
+  /** Requests in progress by number (an IdTable rather than a Map: see `lib/base/id-table.ts`). */
   private readonly requests = new IdTable<Request>();
   /** Peer request ids of messages this coordinator sent, and the request and target each is for. */
   private readonly remote = new IdTable<{ readonly request: number; readonly node: string }>();

@@ -53,7 +53,7 @@ export class LocalReplica {
   /** Hashes of the node's own data per token segment. */
   readonly segments: SegmentHashes;
   private writeIdNext = 1;
-  /** The newest not-yet-durable version per slot (a KeyTable, as every table a write enters and leaves). */
+  /** The newest not-yet-durable version per slot (a KeyTable rather than a Map: see `lib/base/id-table.ts`). */
   private readonly pending = new KeyTable<PendingWrite>();
   /** Per storage batch: the slots it wrote (keys, and the writes of the node's own data) and who waits for it. */
   private readonly batches = new IdTable<{ readonly slots: readonly string[]; readonly own: readonly SlotWrite[]; readonly waiting: WriteDone[] }>();
