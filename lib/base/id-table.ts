@@ -20,6 +20,7 @@
 
 import { AssertionError } from './assert.js';
 
+/** Slots of a new table; it doubles whenever it is over half full. */
 const CAPACITY_MIN = 16;
 
 abstract class ProbedTable<K extends number | string, V> {
@@ -28,12 +29,10 @@ abstract class ProbedTable<K extends number | string, V> {
   private mask: number;
   private count = 0;
 
-  constructor(capacity: number) {
-    let size = CAPACITY_MIN;
-    while (size < capacity * 2) size *= 2;
-    this.keys = new Array<K | undefined>(size).fill(undefined);
-    this.values = new Array<V | undefined>(size).fill(undefined);
-    this.mask = size - 1;
+  constructor() {
+    this.keys = new Array<K | undefined>(CAPACITY_MIN).fill(undefined);
+    this.values = new Array<V | undefined>(CAPACITY_MIN).fill(undefined);
+    this.mask = CAPACITY_MIN - 1;
   }
 
   /** A 32-bit hash of the key; the table takes its low bits. */
@@ -101,12 +100,6 @@ abstract class ProbedTable<K extends number | string, V> {
     return out;
   }
 
-  clear(): void {
-    this.keys.fill(undefined);
-    this.values.fill(undefined);
-    this.count = 0;
-  }
-
   private find(key: K): number {
     const keys = this.keys;
     for (let i = this.hash(key) & this.mask; ; i = (i + 1) & this.mask) {
@@ -138,10 +131,6 @@ abstract class ProbedTable<K extends number | string, V> {
 
 /** Keyed by request ids: non-negative safe integers, in any pattern. */
 export class IdTable<V> extends ProbedTable<number, V> {
-  constructor(capacity = CAPACITY_MIN) {
-    super(capacity);
-  }
-
   override set(id: number, value: V): void {
     if (!(Number.isSafeInteger(id) && id >= 0)) throw new AssertionError(`IdTable: id ${id} is not a non-negative safe integer`);
     super.set(id, value);
@@ -157,10 +146,6 @@ export class IdTable<V> extends ProbedTable<number, V> {
 
 /** Keyed by strings. */
 export class KeyTable<V> extends ProbedTable<string, V> {
-  constructor(capacity = CAPACITY_MIN) {
-    super(capacity);
-  }
-
   /** FNV-1a over the UTF-16 code units, with a final mix for the low bits. */
   protected hash(key: string): number {
     let h = 0x811c9dc5;

@@ -821,15 +821,14 @@ class PairedRead {
     this.timer = setTimeout(this.onPairLate, PAIR_DIGEST_WAIT_MS);
   };
 
-  readonly onTheirs = (reply: ClientReply): void => {
-    this.theirs = reply.t === 'dget-ok' ? reply.dg : null;
-    if (this.mine !== undefined) this.compare();
-  };
+  readonly onTheirs = (reply: ClientReply): void => this.pairAnswered(reply.t === 'dget-ok' ? reply.dg : null);
 
-  readonly onTheirsFailed = (): void => {
-    this.theirs = null;
+  readonly onTheirsFailed = (): void => this.pairAnswered(null);
+
+  private pairAnswered(digest: ObjectDigest | null): void {
+    this.theirs = digest;
     if (this.mine !== undefined) this.compare();
-  };
+  }
 
   private readonly onPairLate = (): void => {
     this.timer = undefined;
