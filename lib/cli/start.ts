@@ -2,6 +2,7 @@
 
 import { ChorusError } from '../base/errors.js';
 import { loadConfig, type ChorusConfig } from '../config/index.js';
+import { tuneHeapForNode } from '../runtime/heap-tuning.js';
 import { createLogger, startNode } from '../runtime/node-runtime.js';
 
 export interface StartFlags {
@@ -16,6 +17,7 @@ export interface StartFlags {
 }
 
 export async function runStart(flags: StartFlags): Promise<number> {
+  tuneHeapForNode();
   let config: ChorusConfig;
   try {
     config = loadConfig({
