@@ -16,6 +16,13 @@
  *
  * Iteration order is not insertion order; `entries()` returns a copy, so callers may add and
  * remove while they walk it.
+ *
+ * Salt. Keys often come from clients (request ids a client picks, bucket and key names), and
+ * linear probing degrades to a scan when many keys share a home slot: a client that knew the
+ * hash could make every insert walk thousands of slots. So the hash is keyed: each table takes
+ * a salt, and which keys collide depends on it. A table in the deterministic core gets its
+ * salt from the node's seeded PRNG (so a simulation replays the same order), the runtime's
+ * from real randomness.
  */
 
 import { AssertionError } from './assert.js';
@@ -29,7 +36,12 @@ abstract class ProbedTable<K extends number | string, V> {
   private mask: number;
   private count = 0;
 
-  constructor() {
+  /** Mixed into every hash; see the salt paragraph above. */
+  protected readonly salt: number;
+
+  /** `salt`: any 32-bit integer; 0 (the default) is fine where no client picks the keys. */
+  constructor(salt = 0) {
+    this.salt = salt | 0;
     this.keys = new Array<K | undefined>(CAPACITY_MIN).fill(undefined);
     this.values = new Array<V | undefined>(CAPACITY_MIN).fill(undefined);
     this.mask = CAPACITY_MIN - 1;
@@ -92,6 +104,19 @@ abstract class ProbedTable<K extends number | string, V> {
     return true;
   }
 
+  /** The longest run of occupied slots: how far a lookup may have to probe (for specs and diagnostics). */
+  longestRun(): number {
+    const keys = this.keys;
+    let longest = 0;
+    let run = 0;
+    // Twice round, so a run that wraps past the end is counted whole (the table is never full).
+    for (let i = 0; i < 2 * keys.length; i++) {
+      run = keys[i & this.mask] === undefined ? 0 : run + 1;
+      if (run > longest) longest = run;
+    }
+    return longest;
+  }
+
   /** A copy of the entries, in no particular order. */
   entries(): [K, V][] {
     const out: [K, V][] = [];
@@ -136,20 +161,30 @@ export class IdTable<V> extends ProbedTable<number, V> {
     super.set(id, value);
   }
 
-  /** The id's low and high 32 bits mixed, so sequential ids and ids with a stride both spread. */
+  /**
+   * The id's low and high 32 bits, each multiplied by an odd factor the salt chooses, summed,
+   * then mixed (murmur3's finalizer), so sequential ids and ids with a stride both spread, and
+   * ids that share a slot under one salt are scattered under another.
+   */
   protected hash(id: number): number {
-    const h = (id >>> 0) ^ Math.imul((id / 0x1_0000_0000) >>> 0, 0x9e3779b1);
-    const m = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-    return m ^ (m >>> 13);
+    const h = Math.imul(id >>> 0, this.salt | 1) + Math.imul((id / 0x1_0000_0000) >>> 0, Math.imul(this.salt, 0x9e3779b1) | 1);
+    return fmix32(h);
   }
 }
 
 /** Keyed by strings. */
 export class KeyTable<V> extends ProbedTable<string, V> {
-  /** FNV-1a over the UTF-16 code units, with a final mix for the low bits. */
+  /** FNV-1a over the UTF-16 code units from a salted offset basis, then murmur3's finalizer. */
   protected hash(key: string): number {
-    let h = 0x811c9dc5;
+    let h = 0x811c9dc5 ^ this.salt;
     for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-    return h ^ (h >>> 15);
+    return fmix32(h);
   }
+}
+
+/** murmur3's 32-bit finalizer: every input bit reaches every output bit. */
+function fmix32(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return h ^ (h >>> 16);
 }

@@ -193,7 +193,7 @@ export class NodeCore {
       { self: init.self, incarnation: init.incarnation, seeds: init.seeds, profile: init.profile, ...(init.status === undefined ? {} : { status: init.status }) },
     );
     this.store = deps.store;
-    this.local = new LocalReplica(deps.store, deps.segments);
+    this.local = new LocalReplica(deps.store, deps.segments, prng.fork('local-replica').nextUint32());
     const intervalTicks = Math.max(1, Math.round(init.handoff.intervalMs / init.tickMs));
     this.hints = new HintBook(
       { countMax: init.handoff.hintsPerTargetMax, bytesMax: init.handoff.hintBytesPerTargetMax },

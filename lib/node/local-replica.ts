@@ -53,16 +53,18 @@ export class LocalReplica {
   /** Hashes of the node's own data per token segment. */
   readonly segments: SegmentHashes;
   private writeIdNext = 1;
-  /** The newest not-yet-durable version per slot (a KeyTable rather than a Map: see `lib/base/id-table.ts`). */
-  private readonly pending = new KeyTable<PendingWrite>();
+  /** The newest not-yet-durable version per slot (a KeyTable rather than a Map: see `lib/base/id-table.ts`); salted, since clients name the slots. */
+  private readonly pending: KeyTable<PendingWrite>;
   /** Per storage batch: the slots it wrote (keys, and the writes of the node's own data) and who waits for it. */
   private readonly batches = new IdTable<{ readonly slots: readonly string[]; readonly own: readonly SlotWrite[]; readonly waiting: WriteDone[] }>();
   /** A moving average of the estimated bytes of the records written (for transfer estimates). */
   private recordBytes = 0;
 
-  constructor(store: StoreReader, segments: SegmentHashes) {
+  /** `slotSalt`: the salt of the table of pending writes (from the node's PRNG). */
+  constructor(store: StoreReader, segments: SegmentHashes, slotSalt = 0) {
     this.store = store;
     this.segments = segments;
+    this.pending = new KeyTable<PendingWrite>(slotSalt);
   }
 
   /** About how many bytes a record written here takes (a moving average; 0 before any write). */

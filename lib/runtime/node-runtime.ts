@@ -394,7 +394,8 @@ class NodeRuntime implements RunningNode {
 
   private onClient(conn: Connection<ClientRequest, ClientReply>, remote: string): void {
     const id = this.connNext++;
-    const open = new IdTable<OpenRequest>();
+    // Salted: the client picks the request ids (see lib/base/id-table.ts).
+    const open = new IdTable<OpenRequest>(randomBytes(4).readInt32BE(0));
     this.clients.set(id, { conn, open });
     this.metrics.clientConnections.set(this.clients.size);
     conn.onMessages((requests) => {

@@ -5,9 +5,12 @@
  * MAX_SAFE_INTEGER (as client-chosen ids may be), or over strings from a tiny alphabet and
  * from all of Unicode, checking after every step that size, lookups and entries agree.
  * Removal shifts entries back within a run; the property is what shows that no entry is ever
- * lost from its probe sequence, across growth as well.
+ * lost from its probe sequence, across growth as well. Each run draws the table's salt too.
  *
- * The property prints its seed; `SEED=<n>` repeats a run.
+ * Flooding: keys crafted to share one home slot of an unsalted table make it one long run;
+ * the same keys in salted tables spread like any others.
+ *
+ * The properties print their seed; `SEED=<n>` repeats a run.
  */
 
 import { expect } from 'chai';
@@ -15,6 +18,7 @@ import fc from 'fast-check';
 
 import { AssertionError } from '../../lib/base/assert.js';
 import { IdTable, KeyTable } from '../../lib/base/id-table.js';
+import { Prng } from '../../lib/base/prng.js';
 
 const seed = Number(process.env.SEED ?? Date.now() % 2 ** 31);
 
@@ -37,6 +41,18 @@ function ops<K>(id: fc.Arbitrary<K>): fc.Arbitrary<Op<K>[]> {
     { arbitrary: fc.record({ kind: fc.constant('get' as const), id }), weight: 1 },
   );
   return fc.array(op, { minLength: 20, maxLength: 800, size: 'max' });
+}
+
+/** The tables' own hashes, unsalted, to craft keys that collide. */
+class HashOf extends IdTable<number> {
+  hashOf(id: number): number {
+    return this.hash(id);
+  }
+}
+class KeyHashOf extends KeyTable<number> {
+  hashOf(key: string): number {
+    return this.hash(key);
+  }
 }
 
 const byKey = <K>(a: [K, number], b: [K, number]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
@@ -71,7 +87,7 @@ describe('IdTable and KeyTable', () => {
     console.log(`      seed ${seed} (repeat: SEED=${seed} npx mocha spec/base/id-table.spec.ts)`);
     const ids = fc.oneof(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 5000 }).map((n) => n * 64), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }));
     fc.assert(
-      fc.property(ops(ids), (sequence) => run(new IdTable<number>(), sequence)),
+      fc.property(ops(ids), fc.integer(), (sequence, salt) => run(new IdTable<number>(salt), sequence)),
       { seed, numRuns: 300 },
     );
   });
@@ -80,7 +96,7 @@ describe('IdTable and KeyTable', () => {
     console.log(`      seed ${seed} (repeat: SEED=${seed} npx mocha spec/base/id-table.spec.ts)`);
     const keys = fc.oneof(fc.string({ unit: fc.constantFrom('a', 'b', '\0'), maxLength: 4 }), fc.string({ unit: 'binary', maxLength: 12 }));
     fc.assert(
-      fc.property(ops(keys), (sequence) => run(new KeyTable<number>(), sequence)),
+      fc.property(ops(keys), fc.integer(), (sequence, salt) => run(new KeyTable<number>(salt), sequence)),
       { seed, numRuns: 300 },
     );
   });
@@ -103,6 +119,42 @@ describe('IdTable and KeyTable', () => {
     expect(table.size).to.equal(live.size);
     for (const id of live) expect(table.get(id), `request ${id}`).to.equal(`r${id}`);
     expect(table.entries().map(([id]) => id).sort((a, b) => a - b)).to.deep.equal([...live].sort((a, b) => a - b));
+  });
+
+  it('spreads ids crafted to collide without a salt once it has one', () => {
+    // 1,500 ids with one and the same unsalted hash (the high word counts up, the low word down
+    // to match), so one home slot at every size: what a client that knows the hash would send.
+    const unsalted = new HashOf();
+    const crafted = Array.from({ length: 1500 }, (_, high) => high * 0x1_0000_0000 + ((0x1234_5678 - high) >>> 0));
+    for (const id of crafted) expect(unsalted.hashOf(id)).to.equal(unsalted.hashOf(crafted[0] as number));
+    const flooded = new IdTable<number>();
+    for (const id of crafted) flooded.set(id, id);
+    expect(flooded.longestRun()).to.be.at.least(1500);
+    const salts = new Prng(seed).fork('id salts');
+    for (let i = 0; i < 5; i++) {
+      const salt = salts.nextUint32();
+      const table = new IdTable<number>(salt);
+      for (const id of crafted) table.set(id, id);
+      expect(table.longestRun(), `salt ${salt} (seed ${seed})`).to.be.below(80);
+      for (const id of crafted) expect(table.get(id)).to.equal(id);
+    }
+  });
+
+  it('spreads keys crafted to collide without a salt once it has one', () => {
+    const unsalted = new KeyHashOf();
+    const home = unsalted.hashOf('k0') & 2047;
+    const crafted: string[] = [];
+    for (let i = 0; crafted.length < 800; i++) if ((unsalted.hashOf(`k${i}`) & 2047) === home) crafted.push(`k${i}`);
+    const flooded = new KeyTable<number>();
+    for (const key of crafted) flooded.set(key, 1);
+    expect(flooded.longestRun()).to.be.at.least(800);
+    const salts = new Prng(seed).fork('key salts');
+    for (let i = 0; i < 5; i++) {
+      const salt = salts.nextUint32();
+      const table = new KeyTable<number>(salt);
+      for (const key of crafted) table.set(key, 1);
+      expect(table.longestRun(), `salt ${salt} (seed ${seed})`).to.be.below(80);
+    }
   });
 
   it('refuses an id that is not a non-negative safe integer', () => {
