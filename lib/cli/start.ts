@@ -2,7 +2,7 @@
 
 import { ChorusError } from '../base/errors.js';
 import { loadConfig, type ChorusConfig } from '../config/index.js';
-import { tuneHeapForNode } from '../runtime/heap-tuning.js';
+import { tuneHeap } from '../runtime/heap-tuning.js';
 import { createLogger, startNode } from '../runtime/node-runtime.js';
 
 export interface StartFlags {
@@ -17,7 +17,7 @@ export interface StartFlags {
 }
 
 export async function runStart(flags: StartFlags): Promise<number> {
-  tuneHeapForNode();
+  tuneHeap();
   let config: ChorusConfig;
   try {
     config = loadConfig({

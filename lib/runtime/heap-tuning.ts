@@ -1,5 +1,6 @@
 /**
- * V8 settings for a process that runs a node (`chorus start`), applied before the node starts.
+ * V8 settings for a process that runs a node (`chorus start`), applied before the node starts,
+ * and for the cluster benchmark's own process, which runs the clients of both systems.
  *
  * Allocation-site pretenuring is off. V8 counts, per allocation site (an object or array
  * literal), how many of its objects survive a young collection; a site whose objects nearly
@@ -14,7 +15,11 @@
  * collection every few seconds, where a node that escaped the decision promotes 13 KB. Which
  * node falls into it is chance (one of three in about half of the benchmark runs). Measured on
  * workload C against a 3-node cluster: 2 of 12 nodes in that state by default, none of 36 with
- * pretenuring off; see the README's cluster figures.
+ * pretenuring off; see the README's cluster figures. A process that makes many requests through
+ * the SDK can fall into the same state (the benchmark's own process did in 3 of 12 runs, with
+ * about 30% more CPU per request; in the one traced, 2 MB promoted per scavenge against 60 KB), so an application under
+ * heavy load is best started with `node --no-allocation-site-pretenuring`; the SDK, a library,
+ * leaves the process's V8 options alone.
  *
  * Set at run time through `v8.setFlagsFromString`: V8 reads this flag at every collection and
  * whenever it creates an allocation site, so it takes effect from here on, and `chorus start`
@@ -23,8 +28,8 @@
 
 import { setFlagsFromString } from 'node:v8';
 
-export const NODE_V8_FLAGS: readonly string[] = ['--no-allocation-site-pretenuring'];
+export const HEAP_V8_FLAGS: readonly string[] = ['--no-allocation-site-pretenuring'];
 
-export function tuneHeapForNode(): void {
-  for (const flag of NODE_V8_FLAGS) setFlagsFromString(flag);
+export function tuneHeap(): void {
+  for (const flag of HEAP_V8_FLAGS) setFlagsFromString(flag);
 }

@@ -19,7 +19,7 @@
 import { Encoder } from 'cbor-x';
 import { open } from 'lmdb';
 import { WebSocketServer } from 'ws';
-import { tuneHeapForNode } from '../../lib/runtime/heap-tuning.js';
+import { tuneHeap } from '../../lib/runtime/heap-tuning.js';
 import { tokenKey } from './layout.js';
 
 /** Largest frame accepted: a request is a key and a small value; 1 MiB leaves room for any test value. */
@@ -36,7 +36,7 @@ interface Request {
 type FlushedPromise = Promise<boolean> & { readonly flushed?: Promise<void> };
 
 // The same V8 settings as a Chorus node, so the two differ only in what they do.
-tuneHeapForNode();
+tuneHeap();
 
 const dir = process.argv[2];
 if (dir === undefined) throw new Error('usage: bare-replica.ts DATA_DIR');

@@ -27,12 +27,14 @@
  *
  * `--server-flags` passes Node.js options (space-separated) to every server process of both
  * systems, to measure a runtime setting an operator would start nodes with, for example
- * `--server-flags=--max-semi-space-size=64`; the client side runs as it is.
+ * `--server-flags=--max-semi-space-size=64`. This process, which runs the clients of both
+ * systems, turns V8's allocation-site pretenuring off as the nodes do (lib/runtime/heap-tuning.ts);
+ * `--client-pretenuring` leaves it on, as an application started without options has it.
  *
  * Usage: npm run bench:cluster -- [--seconds 8] [--warmup 2] [--records 10000] [--clients 4]
  *          [--inflight 64] [--loads 0.25,0.5,0.75] [--rates 2000,5000] [--workloads A,B,C]
  *          [--systems bare,chorus] [--r quorum] [--w quorum] [--read-fanout 2]
- *          [--value-bytes 100] [--timeout-ms 5000] [--seed 1] [--server-flags '']
+ *          [--value-bytes 100] [--timeout-ms 5000] [--seed 1] [--server-flags ''] [--client-pretenuring]
  */
 
 import { rmSync } from 'node:fs';
@@ -40,6 +42,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Prng } from '../../lib/base/prng.js';
 import type { Level } from '../../lib/index.js';
+import { tuneHeap } from '../../lib/runtime/heap-tuning.js';
 import { buildState, CLI, freePort, procSample, GiveUp, spawnNode, stop, tempDir, waitFor, waitReady, positive, runBench, type Child, type ProcSample } from './children.js';
 import { closedLoop, load, openLoop, type PhaseResult } from './drivers.js';
 import { cpuTable, goalLines, workloadTable, type SystemResults, type WorkloadResults } from './report.js';
@@ -57,6 +60,7 @@ const { values: flags } = parseArgs({
     rates: { type: 'string', default: '' },
     workloads: { type: 'string', default: 'A,B,C' },
     systems: { type: 'string', default: 'bare,chorus' },
+    'client-pretenuring': { type: 'boolean', default: false },
     r: { type: 'string', default: 'quorum' },
     w: { type: 'string', default: 'quorum' },
     'read-fanout': { type: 'string', default: '2' },
@@ -115,6 +119,10 @@ const TIMEOUT_MS = positive('timeout-ms', flags['timeout-ms']);
 const SEED = Number(flags.seed);
 /** Node.js options for every server process (both systems), before the script. */
 const SERVER_FLAGS = serverFlags(flags['server-flags'] ?? '');
+// The clients of both systems run here, with the nodes' heap setting unless asked otherwise
+// (lib/runtime/heap-tuning.ts): in some runs V8 pretenured the SDK's request path, which cost
+// it a third more CPU per request and decided the ratio more than either system did.
+if (flags['client-pretenuring'] !== true) tuneHeap();
 /** Open-loop operations outstanding per connection before more wait in the client: four times the closed-loop window. */
 const OPEN_INFLIGHT_MAX = 4 * INFLIGHT;
 /** How long a process has to come up. */
@@ -340,6 +348,7 @@ async function main(): Promise<number> {
   );
   console.log(`machine: ${availableParallelism()} cores, load average ${loadavg()[0]?.toFixed(2)} before the run (other work on the machine skews every figure)`);
   if (SERVER_FLAGS.length > 0) console.log(`server processes (both systems) run with node ${SERVER_FLAGS.join(' ')}`);
+  console.log(flags['client-pretenuring'] === true ? 'this process (the clients) runs with V8 allocation-site pretenuring on (--client-pretenuring)' : 'this process (the clients) runs with V8 allocation-site pretenuring off, as the nodes do');
   console.log(`bare reads go to ${Math.max(READ_FANOUT, levelCount(R))} replicas and complete after ${levelCount(R)} answers; writes go to all ${REPLICAS} and complete after ${levelCount(W)}`);
   const systems: SystemResults[] = [];
   for (const name of SYSTEMS) systems.push(await runSystem(name as 'bare' | 'chorus'));
