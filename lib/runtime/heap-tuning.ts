@@ -15,10 +15,12 @@
  * collection every few seconds, where a node that escaped the decision promotes 13 KB. Which
  * node falls into it is chance (one of three in about half of the benchmark runs). Measured on
  * workload C against a 3-node cluster: 2 of 12 nodes in that state by default, none of 36 with
- * pretenuring off; see the README's cluster figures. A process that makes many requests through
- * the SDK can fall into the same state (the benchmark's own process did in 3 of 12 runs, with
- * about 30% more CPU per request; in the one traced, 2 MB promoted per scavenge against 60 KB), so an application under
- * heavy load is best started with `node --no-allocation-site-pretenuring`; the SDK, a library,
+ * pretenuring off; see the README's cluster figures.
+ *
+ * A process that makes many requests through the SDK can fall into the same state: the
+ * benchmark's own process did in 3 of 12 runs, and then spent about 30% more CPU per request
+ * (in the one traced, 2 MB promoted per scavenge against 60 KB). So an application under heavy
+ * load is best started with `node --no-allocation-site-pretenuring`; the SDK, a library,
  * leaves the process's V8 options alone.
  *
  * Set at run time through `v8.setFlagsFromString`: V8 reads this flag at every collection and
