@@ -156,6 +156,10 @@ abstract class ProbedTable<K extends number | string, V> {
 
 /** Keyed by request ids: non-negative safe integers, in any pattern. */
 export class IdTable<V> extends ProbedTable<number, V> {
+  /** The odd factors the salt chooses for the id's low and high 32 bits. */
+  private readonly lowFactor = this.salt | 1;
+  private readonly highFactor = Math.imul(this.salt, 0x9e3779b1) | 1;
+
   override set(id: number, value: V): void {
     if (!(Number.isSafeInteger(id) && id >= 0)) throw new AssertionError(`IdTable: id ${id} is not a non-negative safe integer`);
     super.set(id, value);
@@ -167,7 +171,7 @@ export class IdTable<V> extends ProbedTable<number, V> {
    * ids that share a slot under one salt are scattered under another.
    */
   protected hash(id: number): number {
-    const h = Math.imul(id >>> 0, this.salt | 1) + Math.imul((id / 0x1_0000_0000) >>> 0, Math.imul(this.salt, 0x9e3779b1) | 1);
+    const h = Math.imul(id >>> 0, this.lowFactor) + Math.imul((id / 0x1_0000_0000) >>> 0, this.highFactor);
     return fmix32(h);
   }
 }

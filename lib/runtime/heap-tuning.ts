@@ -30,7 +30,7 @@
 
 import { setFlagsFromString } from 'node:v8';
 
-export const HEAP_V8_FLAGS: readonly string[] = ['--no-allocation-site-pretenuring'];
+const HEAP_V8_FLAGS: readonly string[] = ['--no-allocation-site-pretenuring'];
 
 export function tuneHeap(): void {
   for (const flag of HEAP_V8_FLAGS) setFlagsFromString(flag);
