@@ -10,7 +10,7 @@
  * deadline, and a wait that fails names what it awaited.
  */
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -155,6 +155,29 @@ export function spawnNode(name: string, args: readonly string[], options: SpawnO
       }
     });
   }
+  return child;
+}
+
+/**
+ * Runs `script` (a benchmark of this directory) in a child Node.js process with this process's
+ * options (`--import tsx`), its output interleaved with this one's and a channel for results
+ * (`serialization: 'advanced'`: Maps and typed arrays arrive intact, class instances as plain
+ * objects). Stopped with the others by `stopAll`, so Ctrl-C reaches its own children too.
+ */
+export function forkBench(name: string, script: string, args: readonly string[]): Child {
+  const proc = fork(script, args, {
+    cwd: ROOT,
+    execArgv: process.execArgv,
+    detached: true,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    serialization: 'advanced',
+  });
+  const exited = new Promise<Exit>((resolveExit) => {
+    proc.on('exit', (code, signal) => resolveExit({ code, signal }));
+  });
+  const child: Child = { name, process: proc, exited, tail: [], stopping: false };
+  children.add(child);
+  void exited.then(() => children.delete(child));
   return child;
 }
 

@@ -47,6 +47,11 @@ export class Histogram {
   private minUs = Infinity;
   private maxUs = 0;
 
+  /** A histogram that came from another process as a plain object (structured clone keeps the fields, not the class). */
+  static revive(data: Histogram): Histogram {
+    return Object.assign(new Histogram(), data);
+  }
+
   /** Records one latency given in milliseconds (fractions allowed). */
   recordMs(ms: number): void {
     const us = Math.min(VALUE_US_MAX, Math.max(0, Math.round(ms * 1000)));
