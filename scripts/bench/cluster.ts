@@ -28,9 +28,9 @@
  *
  * `--server-flags` passes Node.js options (space-separated) to every server process of both
  * systems, to measure a runtime setting an operator would start nodes with, for example
- * `--server-flags=--max-semi-space-size=64`. This process, which runs the clients of both
- * systems, turns V8's allocation-site pretenuring off as the nodes do (lib/runtime/heap-tuning.ts);
- * `--client-pretenuring` leaves it on, as an application started without options has it.
+ * `--server-flags=--max-semi-space-size=64`. The processes that run the clients of both
+ * systems use the nodes' V8 heap settings (lib/runtime/heap-tuning.ts); `--client-pretenuring`
+ * leaves V8's defaults, as an application started without options has them.
  *
  * Usage: npm run bench:cluster -- [--seconds 8] [--warmup 2] [--records 10000] [--clients 4]
  *          [--inflight 64] [--loads 0.25,0.5,0.75] [--rates 2000,5000] [--workloads A,B,C]
@@ -399,7 +399,7 @@ async function main(): Promise<number> {
   );
   console.log(`machine: ${availableParallelism()} cores, load average ${loadavg()[0]?.toFixed(2)} before the run (other work on the machine skews every figure)`);
   if (SERVER_FLAGS.length > 0) console.log(`server processes (both systems) run with node ${SERVER_FLAGS.join(' ')}`);
-  console.log(flags['client-pretenuring'] === true ? 'this process (the clients) runs with V8 allocation-site pretenuring on (--client-pretenuring)' : 'this process (the clients) runs with V8 allocation-site pretenuring off, as the nodes do');
+  console.log(flags['client-pretenuring'] === true ? 'the clients run with V8\'s default heap settings (--client-pretenuring)' : 'the clients run with the nodes\' V8 heap settings (lib/runtime/heap-tuning.ts)');
   console.log(`bare reads go to ${Math.max(READ_FANOUT, levelCount(R))} replicas and complete after ${levelCount(R)} answers; writes go to all ${REPLICAS} and complete after ${levelCount(W)}`);
   const systems: SystemResults[] = [];
   for (const name of SYSTEMS) systems.push(await runSystemApart(name as 'bare' | 'chorus'));
