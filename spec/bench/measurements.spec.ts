@@ -3,6 +3,7 @@
  * the table that turns phases into CPU per operation.
  */
 
+import { deserialize, serialize } from 'node:v8';
 import { expect } from 'chai';
 import { procSample, spawnNode, stop, waitFor, type Child } from '../../scripts/bench/children.js';
 import type { PhaseResult } from '../../scripts/bench/drivers.js';
@@ -107,5 +108,23 @@ describe('cluster bench CPU figures', function () {
     // 0.4 and 0.1 cores of the bench, 0.9 and 0.3 of the servers, 3,000 switches a second, at 10,000 ops/s.
     expect(lines[1]!.trim().split(/\s{2,}/)).to.deep.equal(['chorus', 'B saturation', '10,000', '40', '10', '90', '30', '0.30']);
     expect(lines[2]!.trim().split(/\s{2,}/)).to.deep.equal(['chorus', 'B 50%', '5,000', '50', '0', '–', '–', '–']);
+  });
+});
+
+describe('cluster bench results across processes', function () {
+  it('a histogram keeps its samples through the structured clone of the IPC channel', function () {
+    const original = new Histogram();
+    for (const ms of [0.2, 0.9, 1.5, 3, 7.5, 12, 40]) original.recordMs(ms);
+    // What `serialization: 'advanced'` does to a message: the fields arrive, the class does not.
+    const cloned = deserialize(serialize(original)) as Histogram;
+    expect(cloned).to.not.be.instanceOf(Histogram);
+    const revived = Histogram.revive(cloned);
+    expect(revived).to.be.instanceOf(Histogram);
+    expect(revived.count).to.equal(7);
+    for (const p of [10, 50, 90, 99, 100]) expect(revived.percentileMs(p)).to.equal(original.percentileMs(p));
+    expect([revived.minMs, revived.meanMs, revived.maxMs]).to.deep.equal([original.minMs, original.meanMs, original.maxMs]);
+    revived.recordMs(100);
+    expect(revived.maxMs).to.equal(100);
+    expect(original.count).to.equal(7);
   });
 });
