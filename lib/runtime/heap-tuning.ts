@@ -32,10 +32,10 @@
  * 0.9–1.5 ms (p90 2.1–3.2 ms) with this setting, for the same few hundred kilobytes surviving
  * each; over three fresh clusters each (the two runs after a first), read p99 8.5–27.5 ms
  * (median 15.8) by default against 7.5–9.4 ms (median 8.4), write p99 14.9–32.3 ms against
- * 13.1–16.4 ms. The rest of the collector stays concurrent: switching
- * concurrent marking off at run time is not safe (V8 aborts when a marking cycle that began
- * with it ends without it), and sweeping array buffers off the main thread keeps scavenges
- * shorter still (measured: `--single-threaded-gc` from the command line, 1.8–1.9 ms p50).
+ * 13.1–16.4 ms. The rest of the collector stays concurrent: switching concurrent marking off
+ * at run time is not safe (V8 aborts when a marking cycle that began with it ends without
+ * it), and sweeping array buffers off the main thread keeps scavenges shorter still
+ * (measured: `--single-threaded-gc` from the command line, 1.8–1.9 ms p50).
  *
  * Set at run time through `v8.setFlagsFromString`, so `chorus start` needs no wrapper to pass
  * options to Node.js: V8 reads the pretenuring flag at every collection and whenever it creates
