@@ -135,12 +135,7 @@ export function spawnNode(name: string, args: readonly string[], options: SpawnO
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const tail: string[] = [];
-  const exited = new Promise<Exit>((resolveExit) => {
-    proc.on('exit', (code, signal) => resolveExit({ code, signal }));
-  });
-  const child: Child = { name, process: proc, exited, tail, stopping: false };
-  children.add(child);
-  void exited.then(() => children.delete(child));
+  const child = track(name, proc, tail);
   for (const stream of ['stdout', 'stderr'] as const) {
     let buffered = '';
     proc[stream]?.on('data', (data: Buffer) => {
@@ -172,10 +167,15 @@ export function forkBench(name: string, script: string, args: readonly string[])
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     serialization: 'advanced',
   });
+  return track(name, proc, []);
+}
+
+/** A started process as a Child, stopped by `stopAll` until it exits. */
+function track(name: string, proc: ChildProcess, tail: string[]): Child {
   const exited = new Promise<Exit>((resolveExit) => {
     proc.on('exit', (code, signal) => resolveExit({ code, signal }));
   });
-  const child: Child = { name, process: proc, exited, tail: [], stopping: false };
+  const child: Child = { name, process: proc, exited, tail, stopping: false };
   children.add(child);
   void exited.then(() => children.delete(child));
   return child;
