@@ -1,6 +1,6 @@
 /**
  * V8 settings for a process that runs a node (`chorus start`), applied before the node starts,
- * and for the cluster benchmark's own process, which runs the clients of both systems.
+ * and for the cluster benchmark's processes that run the clients of both systems.
  *
  * Allocation-site pretenuring is off. V8 counts, per allocation site (an object or array
  * literal), how many of its objects survive a young collection; a site whose objects nearly

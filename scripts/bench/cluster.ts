@@ -125,9 +125,10 @@ const TIMEOUT_MS = positive('timeout-ms', flags['timeout-ms']);
 const SEED = Number(flags.seed);
 /** Node.js options for every server process (both systems), before the script. */
 const SERVER_FLAGS = serverFlags(flags['server-flags'] ?? '');
-// The clients of both systems run here, with the nodes' heap setting unless asked otherwise
-// (lib/runtime/heap-tuning.ts): in some runs V8 pretenured the SDK's request path, which cost
-// it a third more CPU per request and decided the ratio more than either system did.
+// The clients of both systems run in this script (each system in a process forked from it),
+// with the nodes' heap settings unless asked otherwise (lib/runtime/heap-tuning.ts): in some
+// runs V8 pretenured the SDK's request path, which cost it a third more CPU per request and
+// decided the ratio more than either system did.
 if (flags['client-pretenuring'] !== true) tuneHeap();
 /** Open-loop operations outstanding per connection before more wait in the client: four times the closed-loop window. */
 const OPEN_INFLIGHT_MAX = 4 * INFLIGHT;
