@@ -133,7 +133,7 @@ function verdict(holds: boolean): string {
   return holds ? 'met' : 'NOT MET';
 }
 
-/** The goal lines; `half` picks the open-loop phase at half of Chorus's saturation. */
+/** The goal lines; `half` picks the open-loop phase at half of a system's own saturation. */
 export function goalLines(systems: readonly SystemResults[], workloads: readonly string[], half: (phase: PhaseResult) => boolean): string[] {
   const lines: string[] = [];
   const chorus = systems.find((s) => s.name === 'chorus');
@@ -161,6 +161,21 @@ export function goalLines(systems: readonly SystemResults[], workloads: readonly
       `workload ${workload}, at half of chorus saturation (${int(phase.offeredOps ?? 0)}/s): read p99 ${ms(read)} ms ≤ ${GOALS.readP99MsMax} — ${verdict(read <= GOALS.readP99MsMax && clean)}` +
         `${writes}${clean ? '' : ' (errors in the phase)'}`,
     );
+    const reference = bare?.workloads.get(workload)?.fixed.find(half);
+    if (reference !== undefined) lines.push(`  ${referenceLine(reference)}`);
   }
   return lines;
+}
+
+/**
+ * The bare prototype held to the same latency limits at half of its own saturation: not a
+ * goal, but what the limits ask of this machine, where the clients share the cores with the
+ * three servers.
+ */
+function referenceLine(phase: PhaseResult): string {
+  const read = phase.read.percentileMs(99);
+  const write = phase.update.percentileMs(99);
+  const clean = phase.errors.size === 0 && phase.unfinished === 0;
+  const writes = phase.update.count === 0 ? '' : `, write p99 ${ms(write)} ms — ${write <= GOALS.writeP99MsMax && clean ? 'within' : 'beyond'} the write limit`;
+  return `reference, bare at half of its own saturation (${int(phase.offeredOps ?? 0)}/s): read p99 ${ms(read)} ms — ${read <= GOALS.readP99MsMax && clean ? 'within' : 'beyond'} the read limit${writes}`;
 }

@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { procSample, spawnNode, stop, waitFor, type Child } from '../../scripts/bench/children.js';
 import type { PhaseResult } from '../../scripts/bench/drivers.js';
 import { Histogram } from '../../scripts/bench/hdr.js';
-import { cpuTable, type SystemResults } from '../../scripts/bench/report.js';
+import { cpuTable, goalLines, type SystemResults } from '../../scripts/bench/report.js';
 
 /** CPU the child burns on its main thread and on a worker thread, and the sleeps its main thread wakes from, between "ready" and "done". */
 const BUSY_MS = 300;
@@ -108,6 +108,41 @@ describe('cluster bench CPU figures', function () {
     // 0.4 and 0.1 cores of the bench, 0.9 and 0.3 of the servers, 3,000 switches a second, at 10,000 ops/s.
     expect(lines[1]!.trim().split(/\s{2,}/)).to.deep.equal(['chorus', 'B saturation', '10,000', '40', '10', '90', '30', '0.30']);
     expect(lines[2]!.trim().split(/\s{2,}/)).to.deep.equal(['chorus', 'B 50%', '5,000', '50', '0', '–', '–', '–']);
+  });
+});
+
+/** A histogram holding these latencies, in ms. */
+function latencies(...values: number[]): Histogram {
+  const histogram = new Histogram();
+  for (const ms of values) histogram.recordMs(ms);
+  return histogram;
+}
+
+describe('cluster bench goals', function () {
+  /** A system whose B saturates at `saturation` ops/s, with the latencies of its phase at half of that. */
+  function system(name: string, saturation: number, read: Histogram, update: Histogram): SystemResults {
+    const half = phase({ label: 'B 50%', offeredOps: saturation / 2, throughput: saturation / 2, read, update });
+    return { name, load: undefined, notes: [], error: undefined, workloads: new Map([['B', { saturation: phase({ throughput: saturation }), fixed: [half] }]]) };
+  }
+  const half = (p: PhaseResult): boolean => p.label.endsWith(' 50%');
+
+  it('judges chorus against the limits, and holds the bare prototype at half of its own saturation to the same limits', () => {
+    // 100 samples each, so p99 is the 99th: 4 ms reads and 20 ms writes for chorus; 9 ms and 12 ms for bare.
+    const chorus = system('chorus', 20_000, latencies(...Array<number>(99).fill(4), 30), latencies(...Array<number>(99).fill(20), 40));
+    const bare = system('bare', 16_000, latencies(...Array<number>(99).fill(9), 30), latencies(...Array<number>(99).fill(12), 40));
+    const lines = goalLines([bare, chorus], ['B'], half);
+    expect(lines).to.have.length(3);
+    expect(lines[0]).to.equal('workload B, chorus ≥ 1.0× bare at saturation: 1.25× — met');
+    expect(lines[1]).to.match(/^workload B, at half of chorus saturation \(10,000\/s\): read p99 4\.\d+ ms ≤ 5 — met; write p99 2\d\.\d ms ≤ 15 — NOT MET$/);
+    expect(lines[2]).to.match(/^ {2}reference, bare at half of its own saturation \(8,000\/s\): read p99 9\.\d+ ms — beyond the read limit, write p99 1[12]\.\d ms — within the write limit$/);
+  });
+
+  it('says a goal was not measured, and prints no reference without a bare phase', () => {
+    const chorus: SystemResults = { name: 'chorus', load: undefined, notes: [], error: undefined, workloads: new Map([['B', { saturation: phase({}), fixed: [] }]]) };
+    expect(goalLines([chorus], ['B'], half)).to.deep.equal([
+      'workload B, chorus ≥ 1.0× bare at saturation: not measured',
+      'workload B, at half of chorus saturation, read p99 ≤ 5 ms and write p99 ≤ 15 ms: not measured',
+    ]);
   });
 });
 
