@@ -152,19 +152,25 @@ export function goalLines(systems: readonly SystemResults[], workloads: readonly
       lines.push(`workload ${workload}, at half of chorus saturation, read p99 ≤ ${GOALS.readP99MsMax} ms and write p99 ≤ ${GOALS.writeP99MsMax} ms: not measured`);
       continue;
     }
-    const read = phase.read.percentileMs(99);
-    const write = phase.update.percentileMs(99);
-    const clean = phase.errors.size === 0 && phase.unfinished === 0;
+    const judged = againstLimits(phase);
     // A read-only workload (C) has no write latency to judge.
-    const writes = phase.update.count === 0 ? '' : `; write p99 ${ms(write)} ms ≤ ${GOALS.writeP99MsMax} — ${verdict(write <= GOALS.writeP99MsMax && clean)}`;
+    const writes = judged.write === undefined ? '' : `; write p99 ${ms(judged.write)} ms ≤ ${GOALS.writeP99MsMax} — ${verdict(judged.writeHolds)}`;
     lines.push(
-      `workload ${workload}, at half of chorus saturation (${int(phase.offeredOps ?? 0)}/s): read p99 ${ms(read)} ms ≤ ${GOALS.readP99MsMax} — ${verdict(read <= GOALS.readP99MsMax && clean)}` +
-        `${writes}${clean ? '' : ' (errors in the phase)'}`,
+      `workload ${workload}, at half of chorus saturation (${int(phase.offeredOps ?? 0)}/s): read p99 ${ms(judged.read)} ms ≤ ${GOALS.readP99MsMax} — ${verdict(judged.readHolds)}` +
+        `${writes}${judged.clean ? '' : ' (errors in the phase)'}`,
     );
     const reference = bare?.workloads.get(workload)?.fixed.find(half);
     if (reference !== undefined) lines.push(`  ${referenceLine(reference)}`);
   }
   return lines;
+}
+
+/** A phase's read and write p99 against the latency limits; a limit holds only in a phase without errors. */
+function againstLimits(phase: PhaseResult): { read: number; write: number | undefined; clean: boolean; readHolds: boolean; writeHolds: boolean } {
+  const read = phase.read.percentileMs(99);
+  const write = phase.update.count === 0 ? undefined : phase.update.percentileMs(99);
+  const clean = phase.errors.size === 0 && phase.unfinished === 0;
+  return { read, write, clean, readHolds: clean && read <= GOALS.readP99MsMax, writeHolds: clean && write !== undefined && write <= GOALS.writeP99MsMax };
 }
 
 /**
@@ -173,9 +179,8 @@ export function goalLines(systems: readonly SystemResults[], workloads: readonly
  * three servers.
  */
 function referenceLine(phase: PhaseResult): string {
-  const read = phase.read.percentileMs(99);
-  const write = phase.update.percentileMs(99);
-  const clean = phase.errors.size === 0 && phase.unfinished === 0;
-  const writes = phase.update.count === 0 ? '' : `, write p99 ${ms(write)} ms — ${write <= GOALS.writeP99MsMax && clean ? 'within' : 'beyond'} the write limit`;
-  return `reference, bare at half of its own saturation (${int(phase.offeredOps ?? 0)}/s): read p99 ${ms(read)} ms — ${read <= GOALS.readP99MsMax && clean ? 'within' : 'beyond'} the read limit${writes}`;
+  const judged = againstLimits(phase);
+  const side = (holds: boolean): string => (holds ? 'within' : 'beyond');
+  const writes = judged.write === undefined ? '' : `, write p99 ${ms(judged.write)} ms — ${side(judged.writeHolds)} the write limit`;
+  return `reference, bare at half of its own saturation (${int(phase.offeredOps ?? 0)}/s): read p99 ${ms(judged.read)} ms — ${side(judged.readHolds)} the read limit${writes}`;
 }
